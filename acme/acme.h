@@ -1,0 +1,143 @@
+/*
+ * acme: the RFC 8555 protocol (plus RFC 8737 and device-attest-01): JWS
+ * authentication, nonces, problem documents and every resource. Transport-free:
+ * the server module turns HTTP into a struct acme_request and sends back the
+ * struct acme_response this module fills.
+ *
+ * acme_handle() is synchronous and may block on the store; call it from a
+ * worker-pool thread, never from an event loop. acme_is_fast() requests touch
+ * no store and may be answered on the loop.
+ */
+#ifndef ACMESRV_ACME_H
+#define ACMESRV_ACME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+struct cfg;
+struct store;
+struct pki_ca;
+struct att_verifier;
+
+#define ACME_DETAIL_LEN 512
+#define ACME_MAX_SUBPROBLEMS 8
+
+struct acme_subproblem {
+    const char *type;              /* short ACME type, e.g. "rejectedIdentifier" */
+    char detail[256];
+    char id_type[32];              /* identifier object, RFC 8555 §6.7.1 */
+    char id_value[256];
+};
+
+/* The error sink of acme/: an RFC 7807 problem document in the making. */
+struct acme_problem {
+    const char *type;  /* short ACME error ("badNonce") or an absolute URI; NULL = no problem */
+    int status;        /* HTTP status */
+    char detail[ACME_DETAIL_LEN];
+    struct acme_subproblem sub[ACME_MAX_SUBPROBLEMS];
+    size_t nsub;
+    int retry_after;   /* seconds for Retry-After, 0 = none */
+};
+/* Fills p (type is a static string); the detail is printf-formatted. */
+void acme_problem_set(struct acme_problem *p, const char *type, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+struct acme_request {
+    const char *method;       /* "GET", "HEAD", "POST", ... */
+    const char *path;         /* path only, no query, e.g. "/acme/default/new-order" */
+    const char *content_type; /* Content-Type header or NULL */
+    const unsigned char *body;
+    size_t body_len;
+    const char *peer;         /* client address text, for logs and rate limits */
+};
+
+#define ACME_MAX_HEADERS 12
+struct acme_response {
+    int status;
+    const char *content_type;  /* static string or NULL */
+    char *body;                /* owned, may be NULL */
+    size_t body_len;
+    size_t nheaders;
+    struct {
+        const char *name;      /* static string */
+        char *value;           /* owned */
+    } headers[ACME_MAX_HEADERS];
+};
+void acme_response_clear(struct acme_response *resp);
+
+enum acme_chall_type {
+    ACME_CH_HTTP01,
+    ACME_CH_DNS01,
+    ACME_CH_TLSALPN01,
+    ACME_CH_DEVICE_ATTEST01,
+    ACME_CH__MAX
+};
+
+/*
+ * One network validation the server performs for acme/ (http-01, dns-01,
+ * tls-alpn-01). Ownership passes to the validator with acme_validate_fn and
+ * back with acme_validation_done.
+ */
+struct acme_validation {
+    char authz_id[64];
+    char chall_id[64];
+    enum acme_chall_type type;
+    char identifier[256];      /* DNS name (no "*.") or IP address text */
+    bool is_ip;
+    char token[128];
+    char key_authz[256];       /* token "." thumbprint */
+    unsigned char key_authz_sha256[32];
+    char dns01_txt[64];        /* base64url(SHA-256(key_authz)) expected in TXT */
+};
+
+/*
+ * Provided by the server: start v asynchronously (bounded retries and
+ * timeouts are the validator's job) and later call acme_validation_done from a
+ * thread that may block. Must not call back synchronously.
+ */
+typedef void acme_validate_fn(void *arg, struct acme_validation *v);
+
+struct acme_deps {
+    const struct cfg *cfg;            /* borrowed, outlives the ctx */
+    struct store *store;              /* borrowed */
+    struct pki_ca *const *cas;        /* borrowed, in cfg->cas order */
+    size_t ncas;
+    struct att_verifier *attest;      /* borrowed; device-attest-01 verifier */
+    const char *base_url;             /* "https://localhost:8443", no trailing slash */
+    acme_validate_fn *validate;
+    void *validate_arg;
+};
+
+struct acme_ctx;
+
+/* A protocol context shared by all threads. NULL with err set. */
+struct acme_ctx *acme_ctx_new(const struct acme_deps *deps, char err[ERR_LEN]);
+void acme_ctx_free(struct acme_ctx *ctx);
+
+/* True when req can be answered without the store (directory, newNonce, 404s). */
+bool acme_is_fast(const struct acme_ctx *ctx, const struct acme_request *req);
+/* Handles one request; fills resp (always, errors become problem documents). */
+void acme_handle(struct acme_ctx *ctx, const struct acme_request *req, struct acme_response *resp);
+
+/*
+ * Completes a validation: ok, or failed with prob (type/detail for the
+ * challenge's error). Updates challenge, authorization and order atomically.
+ * May block on the store. Frees v.
+ */
+void acme_validation_done(struct acme_ctx *ctx, struct acme_validation *v, bool ok,
+                          const struct acme_problem *prob);
+
+/*
+ * Start-up recovery after a crash: restarts validations left `processing` and
+ * settles orders left `processing` (issued certificate present → valid; else
+ * back to `ready`). 0/-1.
+ */
+int acme_recover(struct acme_ctx *ctx, char err[ERR_LEN]);
+
+/* Directory URLs of every policy, for the start-up banner (caller frees each and the array). */
+char **acme_directory_urls(const struct acme_ctx *ctx, size_t *n);
+
+#endif

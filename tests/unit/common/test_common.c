@@ -1,0 +1,108 @@
+/* Unit tests for common/: base64url, time parsing, durations, numbers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "common/common.h"
+
+static void test_b64u_roundtrip(void **state)
+{
+    static const struct {
+        const char *raw, *enc;
+    } rows[] = {
+        {"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"}, {"\xfb\xff", "-_8"},
+    };
+    for (size_t i = 0; i < nitems(rows); i++) {
+        char *enc = b64u_encode(rows[i].raw, strlen(rows[i].raw));
+        assert_string_equal(enc, rows[i].enc);
+        unsigned char *dec = NULL;
+        size_t n = 0;
+        assert_int_equal(b64u_decode(enc, strlen(enc), &dec, &n), 0);
+        assert_int_equal(n, strlen(rows[i].raw));
+        assert_memory_equal(dec, rows[i].raw, n);
+        free(enc);
+        free(dec);
+    }
+}
+
+static void test_b64u_rejects(void **state)
+{
+    static const char *const bad[] = {"Zg==", "Zm8=", "Z", "Zm+v", "Zm/v", "Zh", "a b"};
+    for (size_t i = 0; i < nitems(bad); i++) {
+        unsigned char *dec = NULL;
+        size_t n = 0;
+        assert_int_equal(b64u_decode(bad[i], strlen(bad[i]), &dec, &n), -1);
+        assert_null(dec);
+    }
+}
+
+static void test_rfc3339(void **state)
+{
+    int64_t t = 0;
+    char out[32];
+    assert_int_equal(clk_parse_rfc3339("2025-07-13T09:38:07Z", &t), 0);
+    assert_int_equal(t, 1752399487);
+    assert_string_equal(clk_fmt_rfc3339(t, out), "2025-07-13T09:38:07Z");
+    assert_int_equal(clk_parse_rfc3339("2025-07-13T11:38:07.5+02:00", &t), 0);
+    assert_int_equal(t, 1752399487);
+    assert_int_equal(clk_parse_rfc3339("2025-13-13T09:38:07Z", &t), -1);
+    assert_int_equal(clk_parse_rfc3339("2025-07-13T09:38:07", &t), -1);
+    assert_int_equal(clk_parse_rfc3339("garbage", &t), -1);
+}
+
+static void test_duration(void **state)
+{
+    int64_t s = 0;
+    assert_int_equal(clk_parse_duration("90", &s), 0);
+    assert_int_equal(s, 90);
+    assert_int_equal(clk_parse_duration("5m", &s), 0);
+    assert_int_equal(s, 300);
+    assert_int_equal(clk_parse_duration("365d", &s), 0);
+    assert_int_equal(s, 365 * 86400);
+    assert_int_equal(clk_parse_duration("-5m", &s), -1);
+    assert_int_equal(clk_parse_duration("5w", &s), -1);
+    assert_int_equal(clk_parse_duration("", &s), -1);
+}
+
+static void test_clock_seam(void **state)
+{
+    clk_set_fixed(1000);
+    assert_int_equal(clk_now(), 1000);
+    assert_int_equal(clk_now_ms(), 1000000);
+    clk_set_fixed(-1);
+    assert_true(clk_now() > 1700000000);
+}
+
+static void test_log_escape(void **state)
+{
+    char out[64];
+    assert_string_equal(log_escape("a\"b\n", 100, out, sizeof(out)), "a\\x22b\\x0a");
+    assert_string_equal(log_escape("abcdef", 3, out, sizeof(out)), "abc");
+    assert_string_equal(log_escape("abcdef", 100, out, 4), "abc");
+}
+
+static void test_str_to_ll(void **state)
+{
+    long long v = 0;
+    assert_int_equal(str_to_ll("42", 0, 100, &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(str_to_ll("101", 0, 100, &v), -1);
+    assert_int_equal(str_to_ll("4x", 0, 100, &v), -1);
+    assert_int_equal(str_to_ll("", 0, 100, &v), -1);
+    assert_true(ct_equal("abc", "abc", 3));
+    assert_false(ct_equal("abc", "abd", 3));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_b64u_roundtrip), cmocka_unit_test(test_b64u_rejects),
+        cmocka_unit_test(test_rfc3339),        cmocka_unit_test(test_duration),
+        cmocka_unit_test(test_clock_seam),     cmocka_unit_test(test_log_escape),
+        cmocka_unit_test(test_str_to_ll),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
