@@ -13,4 +13,36 @@ int srv_cmd_eab(int argc, char **argv);     /* attesta eab add|list|remove ... *
 int srv_cmd_ca(int argc, char **argv);      /* attesta ca init --dir DIR --name NAME */
 int srv_cmd_attest(int argc, char **argv);  /* attesta attest inspect FILE [--at TIME] */
 
+/* ---- challenge validators (server/srv_validate*.c) ---- */
+
+#include <stdbool.h>
+
+struct acme_validation;
+struct acme_problem;
+struct cfg_acme;
+
+/*
+ * Called on the validator thread when a validation finished (after its
+ * retries): ok, or failed with prob filled (type "connection", "dns",
+ * "incorrectResponse", "unauthorized", "tls" per RFC 8555 §8 / RFC 8737).
+ * Ownership of v passes to the callee. Must not block for long: the server's
+ * callback hands v to the worker pool, which calls acme_validation_done.
+ */
+typedef void srv_validation_done_fn(void *arg, struct acme_validation *v, bool ok,
+                                    const struct acme_problem *prob);
+
+struct srv_validator;
+
+/*
+ * Starts the validator thread with its own event loop and DNS resolver
+ * (acme->resolver, or the system's), probing http-01 on acme->http01_port
+ * and tls-alpn-01 on acme->tls_alpn01_port. NULL with err set.
+ */
+struct srv_validator *srv_validator_new(const struct cfg_acme *acme, srv_validation_done_fn *done,
+                                        void *done_arg, char err[256]);
+/* Queues v (thread-safe, never blocks, never calls done synchronously). */
+void srv_validator_submit(struct srv_validator *val, struct acme_validation *v);
+/* Stops the thread; pending validations are dropped (recovered at next start). NULL-safe. */
+void srv_validator_free(struct srv_validator *val);
+
 #endif
