@@ -15,6 +15,7 @@
 
 #define ATT_MAX_ATTOBJ (64 * 1024) /* bytes of CBOR accepted */
 #define ATT_MAX_X5C 4              /* certificates in attStmt.x5c */
+#define ATT_MAX_PEM (128 * 1024)   /* bytes of a PEM chain (att_verify_chain_pem) */
 
 /* What the leaf certificate attests. */
 struct att_claims {
@@ -59,6 +60,16 @@ void att_verifier_free(struct att_verifier *v);
  */
 enum att_result att_verify(const struct att_verifier *v, const unsigned char *cbor, size_t len,
                            int64_t at, struct att_claims *claims, char err[ERR_LEN]);
+/*
+ * Note for both verify calls: claims must start zeroed or hold earlier claims
+ * (it is cleared first). It is filled as soon as the leaf parses, so it may
+ * hold (untrusted) values after a failure: always att_claims_clear it, and
+ * trust it only on ATT_OK.
+ */
+
+/* Same as att_verify for a PEM chain (leaf first), as `attesta attest inspect` reads. */
+enum att_result att_verify_chain_pem(const struct att_verifier *v, const char *pem, size_t len,
+                                     int64_t at, struct att_claims *claims, char err[ERR_LEN]);
 
 /* Checks the freshness code equals SHA-256(token), constant time. */
 enum att_result att_check_nonce(const struct att_claims *c, const char *token, bool required,

@@ -53,7 +53,7 @@ char *log_escape(const char *in, size_t max_in, char *out, size_t outlen)
     size_t o = 0;
     if (outlen == 0)
         return out;
-    for (size_t i = 0; in != NULL && in[i] != '\0' && i < max_in; i++) {
+    for (size_t i = 0; in != NULL && i < max_in && in[i] != '\0'; i++) {
         unsigned char c = (unsigned char)in[i];
         char tmp[5];
         size_t n;

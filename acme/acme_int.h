@@ -1,0 +1,264 @@
+/*
+ * acme internals shared by the module's files and its unit tests. Two groups
+ * of files meet here:
+ *   core      (problem.c json.c nonce.c jws.c router.c directory.c account.c
+ *              eab.c keychange.c ctx.c)
+ *   resources (order.c authz.c challenge.c device_attest.c finalize.c cert.c
+ *              revoke.c recover.c renewal.c)
+ * The core authenticates a request and hands the handler a struct acme_rq;
+ * handlers fill rq->resp or return -1 with prob set.
+ */
+#ifndef ACMESRV_ACME_INT_H
+#define ACMESRV_ACME_INT_H
+
+#include "acme/acme.h"
+
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+
+#include "attest/attest.h"
+#include "config/config.h"
+#include "pki/pki.h"
+#include "store/store.h"
+
+/* Bounds on untrusted input (style guide 8.5). */
+#define ACME_MAX_JWS (64 * 1024)   /* the server's body limit may be lower */
+#define ACME_MAX_JSON_DEPTH 16
+#define ACME_MAX_URL 512
+#define ACME_MAX_ID 64             /* resource ids: 22 chars base64url of 16 random bytes */
+#define ACME_MAX_CONTACTS 8
+#define ACME_MAX_IDENTIFIER 253
+
+/* Full URN prefix of ACME problem types (RFC 8555 §6.7). */
+#define ACME_ERR_NS "urn:ietf:params:acme:error:"
+
+/* ---- ctx.c ---- */
+struct acme_nonces;
+struct acme_ratelimit;
+
+struct acme_ctx {
+    const struct cfg *cfg;
+    struct store *store;
+    struct pki_ca *const *cas;
+    size_t ncas;
+    struct att_verifier *attest;
+    char *base_url;
+    acme_validate_fn *validate;
+    void *validate_arg;
+    struct acme_nonces *nonces;
+    struct acme_ratelimit *rate;   /* orders per account per hour */
+};
+/* The CA a policy issues from (never NULL after ctx creation checked the config). */
+struct pki_ca *acme_policy_ca(const struct acme_ctx *ctx, const struct cfg_policy *pol);
+
+/* ---- problem.c ---- */
+/* Serialises prob as application/problem+json into resp (status, body, Content-Type). */
+void acme_problem_respond(const struct acme_problem *prob, struct acme_response *resp);
+/* Adds a subproblem about an identifier. */
+void acme_problem_add_sub(struct acme_problem *p, const char *type, const char *id_type,
+                          const char *id_value, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Problem as a cJSON object (for a challenge's or order's `error` member). */
+cJSON *acme_problem_to_json(const struct acme_problem *prob);
+
+/* ---- json.c ---- */
+/*
+ * Parses untrusted JSON: rejects invalid UTF-8, nesting deeper than
+ * ACME_MAX_JSON_DEPTH, duplicate object keys and trailing bytes. NULL with
+ * prob = malformed.
+ */
+cJSON *acme_json_parse(const char *text, size_t len, struct acme_problem *prob);
+/* Typed member access; NULL when absent or of another type. */
+const char *acme_json_str(const cJSON *obj, const char *name);
+/* Sets a JSON body on resp (status, Content-Type application/json); consumes body. */
+void acme_resp_json(struct acme_response *resp, int status, cJSON *body);
+/* Adds a header (value formatted, owned by resp). At most ACME_MAX_HEADERS. */
+void acme_resp_header(struct acme_response *resp, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- nonce.c: in-memory, single use, never written to the store ---- */
+/*
+ * Nonces are an HMAC-authenticated 64-bit counter: a sliding window of the
+ * last `window` issued counters records which are still unused. A restart
+ * draws a new HMAC key, so no nonce survives it (clients retry on badNonce).
+ */
+struct acme_nonces *acme_nonces_new(size_t window);
+void acme_nonces_free(struct acme_nonces *n);
+/* A fresh nonce (base64url, caller frees). Thread-safe. */
+char *acme_nonce_issue(struct acme_nonces *n);
+/* True exactly once for a nonce this process issued and that is still in the window. */
+bool acme_nonce_consume(struct acme_nonces *n, const char *nonce);
+
+/* ---- jws.c ---- */
+struct acme_jws {
+    cJSON *protected;       /* decoded protected header (owned) */
+    cJSON *payload;         /* decoded payload JSON; NULL for POST-as-GET (owned) */
+    bool post_as_get;       /* payload was "" */
+    char *payload_raw;      /* decoded payload bytes, NUL-terminated (owned) */
+    size_t payload_len;
+    enum pki_jws_alg alg;
+    const char *url;        /* borrowed from protected */
+    const char *nonce;      /* borrowed from protected */
+    const char *kid;        /* borrowed from protected, or NULL */
+    const cJSON *jwk;       /* borrowed from protected, or NULL */
+    EVP_PKEY *key;          /* the verifying key (owned) */
+    char thumbprint[44];    /* RFC 7638 of key */
+    char *signing_input;    /* "protected.payload" as sent (owned) */
+    unsigned char *sig;     /* decoded signature (owned) */
+    size_t siglen;
+};
+/*
+ * Parses a flattened JWS (RFC 7515 §7.2.2, RFC 8555 §6.2): exactly the
+ * members protected/payload/signature, no `header`, no `b64:false`; decodes
+ * the protected header; checks alg (badSignatureAlgorithm with the accepted
+ * list in the detail), exactly one of jwk/kid, url and nonce present and
+ * well-formed. Does not verify the signature nor consume the nonce.
+ */
+int acme_jws_parse(const unsigned char *body, size_t len, struct acme_jws *out,
+                   struct acme_problem *prob);
+/* Imports `jwk` into out->key (badPublicKey on refusal) and sets thumbprint. */
+int acme_jws_key_from_jwk(struct acme_jws *jws, struct acme_problem *prob);
+/* Verifies the signature with key (borrowed, kept as jws->key when jws has none). */
+int acme_jws_verify(struct acme_jws *jws, EVP_PKEY *key, struct acme_problem *prob);
+void acme_jws_clear(struct acme_jws *jws);
+/*
+ * acme_jws_parse with options (core addition). ACME_JWS_INNER: the inner JWS
+ * of a keyChange (RFC 8555 §7.3.5): `nonce` forbidden, `jwk` required.
+ * acme_jws_parse(b, l, o, p) == acme_jws_parse_ex(b, l, 0, o, p). On failure
+ * out may hold partial results (out->nonce when it was read): always
+ * acme_jws_clear it.
+ */
+#define ACME_JWS_INNER 0x1u
+int acme_jws_parse_ex(const unsigned char *body, size_t len, unsigned flags,
+                      struct acme_jws *out, struct acme_problem *prob);
+/* Builds the public key of a JWK JSON object (badPublicKey with the reason). */
+EVP_PKEY *acme_jwk_to_key(const cJSON *jwk, struct acme_problem *prob);
+
+/* ---- account.c ---- */
+struct acme_account {
+    char id[ACME_MAX_ID];
+    char policy[40];
+    char status[16];          /* valid | deactivated | revoked */
+    cJSON *contact;           /* array of strings (owned) or NULL */
+    char *jwk_json;           /* canonical JWK (pki_jwk_canonical_json) (owned) */
+    char thumbprint[44];
+    char eab_kid[ACME_MAX_ID * 2]; /* "" when none */
+    int64_t created;
+    int64_t version;          /* store version, for updates */
+};
+/* 0 found, 1 not found, -1 store error (prob = serverInternal). */
+int acme_account_load(struct acme_ctx *ctx, const char *id, struct acme_account *out,
+                      struct acme_problem *prob);
+void acme_account_clear(struct acme_account *a);
+/* The account as its RFC 8555 §7.1.2 JSON object (orders URL included). */
+cJSON *acme_account_to_json(const struct acme_ctx *ctx, const struct acme_account *a);
+/* Serialises a for the store (data member). */
+char *acme_account_serialize(const struct acme_account *a);
+
+/* Loads the account holding key (by thumbprint) in policy. 0 found, 1 none, -1 error. */
+int acme_account_find_by_thumbprint(struct acme_ctx *ctx, const char *policy,
+                                    const char *thumbprint, struct acme_account *out,
+                                    struct acme_problem *prob);
+/* Parses an account record's data into out (id from rec). 0/-1 (serverInternal). */
+int acme_account_parse(const struct store_rec *rec, struct acme_account *out,
+                       struct acme_problem *prob);
+/* Validates a `contact` array (RFC 8555 §7.3: mailto only). 0/-1 with invalidContact etc. */
+int acme_contact_check(const cJSON *contact, struct acme_problem *prob);
+
+/* ---- eab.c (RFC 8555 §7.3.4) ---- */
+/*
+ * Checks the externalAccountBinding `eab` of a newAccount whose outer JWS is
+ * jws. On success eab_rec holds the unused STORE_EAB record (caller binds it
+ * in the same store_commit as the account, then store_rec_clear()s it).
+ */
+int acme_eab_verify(struct acme_ctx *ctx, const cJSON *eab, const struct acme_jws *jws,
+                    struct store_rec *eab_rec, struct acme_problem *prob);
+
+/* ---- ratelimit.c: in memory, per process ---- */
+struct acme_ratelimit *acme_ratelimit_new(void);
+void acme_ratelimit_free(struct acme_ratelimit *rl);
+/*
+ * Counts one event for key (an account id) in a sliding one-hour window.
+ * 0 allowed (and counted); 1 over limit_per_hour, *retry_after = seconds until
+ * the oldest counted event leaves the window. limit_per_hour <= 0: always 0.
+ */
+int acme_ratelimit_check(struct acme_ratelimit *rl, const char *key, int limit_per_hour,
+                         int *retry_after);
+
+/* ---- router.c: one request ---- */
+enum acme_res {
+    ACME_RES_DIRECTORY,
+    ACME_RES_NEW_NONCE,
+    ACME_RES_NEW_ACCOUNT,
+    ACME_RES_NEW_ORDER,
+    ACME_RES_REVOKE_CERT,
+    ACME_RES_KEY_CHANGE,
+    ACME_RES_RENEWAL_INFO,   /* RFC 9773; GET allowed */
+    ACME_RES_ACCOUNT,        /* account/<id> */
+    ACME_RES_ACCOUNT_ORDERS, /* account/<id>/orders */
+    ACME_RES_ORDER,          /* order/<id> */
+    ACME_RES_FINALIZE,       /* order/<id>/finalize */
+    ACME_RES_AUTHZ,          /* authz/<id> */
+    ACME_RES_CHALLENGE,      /* chall/<authz id>/<chall id> */
+    ACME_RES_CERT,           /* cert/<serial> */
+    ACME_RES__MAX
+};
+/* Path segment of each resource under /acme/<policy>/ ("new-order", "order", ...). */
+extern const char *const acme_res_path[ACME_RES__MAX];
+
+/* Everything a handler needs about the request it serves. */
+struct acme_rq {
+    struct acme_ctx *ctx;
+    const struct acme_request *req;
+    struct acme_response *resp;
+    const struct cfg_policy *policy;
+    enum acme_res res;
+    char id1[ACME_MAX_ID + 1];  /* first id in the path ("" if none) */
+    char id2[ACME_MAX_ID + 1];  /* second id (challenge id) */
+    char url[ACME_MAX_URL];     /* the URL this request was sent to, as published */
+    struct acme_jws jws;        /* verified JWS (POST only) */
+    struct acme_account acct;   /* the `kid` account, loaded and status-checked (kid requests) */
+    bool has_acct;
+};
+
+/*
+ * Handler contract: return 0 with rq->resp filled (status, body, Location...),
+ * or -1 with prob set. The router adds Replay-Nonce, Link rel="index",
+ * Cache-Control and CORS headers to every answer, success or problem.
+ * For POST resources the router has already: checked Content-Type (415),
+ * parsed + verified the JWS, checked `url` == rq->url (unauthorized),
+ * consumed the nonce (badNonce), required `jwk` for new-account / revoke-cert
+ * (revoke may use either) and `kid` elsewhere, loaded the kid account and
+ * refused it unless valid (accountDoesNotExist / unauthorized), and refused a
+ * kid belonging to another policy's directory.
+ */
+typedef int acme_handler_fn(struct acme_rq *rq, struct acme_problem *prob);
+
+/* core handlers */
+int acme_h_directory(struct acme_rq *rq, struct acme_problem *prob);
+int acme_h_new_nonce(struct acme_rq *rq, struct acme_problem *prob);
+int acme_h_new_account(struct acme_rq *rq, struct acme_problem *prob);
+int acme_h_account(struct acme_rq *rq, struct acme_problem *prob);
+int acme_h_key_change(struct acme_rq *rq, struct acme_problem *prob);
+/* resource handlers */
+int acme_h_account_orders(struct acme_rq *rq, struct acme_problem *prob);
+int acme_h_new_order(struct acme_rq *rq, struct acme_problem *prob);
+int acme_h_order(struct acme_rq *rq, struct acme_problem *prob);
+int acme_h_finalize(struct acme_rq *rq, struct acme_problem *prob);
+int acme_h_authz(struct acme_rq *rq, struct acme_problem *prob);
+int acme_h_challenge(struct acme_rq *rq, struct acme_problem *prob);
+int acme_h_cert(struct acme_rq *rq, struct acme_problem *prob);
+int acme_h_revoke_cert(struct acme_rq *rq, struct acme_problem *prob);
+int acme_h_renewal_info(struct acme_rq *rq, struct acme_problem *prob);
+
+/*
+ * URL of a resource of rq's policy: base_url "/acme/<policy>/<path>[/<id1>[/<id2>]]".
+ * Caller frees.
+ */
+char *acme_url(const struct acme_ctx *ctx, const char *policy, enum acme_res res,
+               const char *id1, const char *id2);
+/* A new random resource id (22 chars base64url of 16 bytes) into out. 0/-1. */
+int acme_new_id(char out[ACME_MAX_ID]);
+
+#endif

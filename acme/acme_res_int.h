@@ -1,0 +1,184 @@
+/*
+ * acme resource internals: the stored shape of orders, authorizations,
+ * challenges and certificates (the JSON `data` of their store records), and
+ * the helpers the resource files (order.c authz.c challenge.c device_attest.c
+ * finalize.c cert.c revoke.c recover.c renewal.c) share with each other and
+ * with their unit tests. The core never needs this header.
+ *
+ * Stored data (JSON, one object per record):
+ *   order: {"policy","identifiers":[{type,value}],"authorizations":[ids],
+ *           "notBefore"?,"notAfter"?,"error"?,"certificate"?}
+ *   authz: {"policy","order","identifier":{type,value},"wildcard"?,
+ *           "challenges":[{id,type,token,status,validated?,keyAuthz?,error?}],
+ *           "attestation"?:{serial,udid,os_version,sepos_version,spki_sha256}}
+ *   cert:  {"order","policy","ca","pem","not_before","not_after",
+ *           "revoked_reason"?,"revoked_at"?}
+ */
+#ifndef ACMESRV_ACME_RES_INT_H
+#define ACMESRV_ACME_RES_INT_H
+
+#include "acme/acme_int.h"
+
+/* Tries of a read-modify-write cycle before a version conflict becomes an error. */
+#define ACME_COMMIT_TRIES 5
+/* Identifier value limits: DNS names as RFC 1035, device identifiers by policy. */
+#define ACME_MAX_DEVICE_ID 128
+#define ACME_MAX_CHALLS 4
+/* Base64url text accepted for a CSR (16 KiB DER) and for revokeCert (64 KiB DER). */
+#define ACME_MAX_CSR_B64 (22 * 1024)
+#define ACME_MAX_CERT_B64 (44 * 1024)
+/* Orders listed by account/<id>/orders (no paging: the path carries no cursor). */
+#define ACME_MAX_ORDERS_LIST 1000
+/* Seconds suggested to pollers. */
+#define ACME_RETRY_POLL 3
+#define ACME_RETRY_ARI 21600
+
+enum acme_id_type { ACME_ID_DNS, ACME_ID_IP, ACME_ID_PERMANENT, ACME_ID_HARDWARE, ACME_ID__MAX };
+extern const char *const acme_id_type_str[ACME_ID__MAX];
+extern const char *const acme_chall_type_str[ACME_CH__MAX];
+
+struct acme_ident {
+    enum acme_id_type type;
+    char value[ACME_MAX_IDENTIFIER + 1]; /* as ordered ("*.example.org" keeps its "*.") */
+};
+
+/* What a successful device-attest-01 proved (stored with the authz). */
+struct acme_attested {
+    bool present;
+    char serial[64];
+    char udid[128];
+    char os_version[32];
+    char sepos_version[32];
+    char spki_sha256[65];
+};
+
+struct acme_chall {
+    char id[ACME_MAX_ID];
+    enum acme_chall_type type;
+    char token[64];
+    char status[16];          /* pending | processing | valid | invalid */
+    int64_t validated;        /* 0 unless valid */
+    char key_authz[256];      /* stored when processing starts (CH-1), "" before */
+    cJSON *error;             /* problem document (owned) or NULL */
+};
+
+struct acme_authz {
+    char id[ACME_MAX_ID];
+    char owner[ACME_MAX_ID];
+    char status[16];          /* as stored; see acme_authz_status() */
+    int64_t created, expires, version;
+    char policy[40];
+    char order[ACME_MAX_ID];
+    struct acme_ident ident;  /* without "*." */
+    bool wildcard;
+    struct acme_chall ch[ACME_MAX_CHALLS];
+    size_t nch;
+    struct acme_attested att;
+};
+
+struct acme_order {
+    char id[ACME_MAX_ID];
+    char owner[ACME_MAX_ID];
+    char status[16];          /* as stored; see acme_order_status() */
+    int64_t created, expires, version;
+    char policy[40];
+    struct acme_ident *ids;   /* owned */
+    size_t nids;
+    char (*authz)[ACME_MAX_ID]; /* owned, parallel to ids */
+    size_t nauthz;
+    int64_t not_before, not_after; /* 0 = not requested */
+    cJSON *error;             /* owned or NULL */
+    char cert_serial[41];     /* "" until valid */
+};
+
+struct acme_cert {
+    char serial[41];          /* store id */
+    char owner[ACME_MAX_ID];
+    char status[16];          /* valid | revoked */
+    char spki[65];            /* store lookup: SHA-256 of the certificate key, hex */
+    int64_t created, expires, version;
+    char order[ACME_MAX_ID];
+    char policy[40];
+    char ca[64];
+    char *pem;                /* leaf + chain (owned) */
+    int64_t not_before, not_after;
+    int reason;               /* -1 when revoked without a reason, or not revoked */
+    int64_t revoked_at;
+};
+
+/* ---- cert.c ---- */
+int acme_cert_load(struct acme_ctx *ctx, const char *serial, struct acme_cert *out,
+                   struct acme_problem *prob);
+void acme_cert_clear(struct acme_cert *c);
+void acme_cert_rec(const struct acme_cert *c, struct store_rec *rec, char **data);
+/* The CA named name among ctx->cas, or NULL. */
+struct pki_ca *acme_ca_by_name(const struct acme_ctx *ctx, const char *name);
+
+/* ---- order.c ---- */
+/* 0 found, 1 not found, -1 store/parse error (prob = serverInternal). */
+int acme_order_load(struct acme_ctx *ctx, const char *id, struct acme_order *out,
+                    struct acme_problem *prob);
+void acme_order_clear(struct acme_order *o);
+/* Store record viewing o (strings borrowed; *data is new, caller frees). */
+void acme_order_rec(const struct acme_order *o, struct store_rec *rec, char **data);
+/* The status a client sees: pending/ready past `expires` read as invalid. */
+const char *acme_order_status(const struct acme_order *o);
+cJSON *acme_order_to_json(const struct acme_ctx *ctx, const struct acme_order *o);
+/* Sets order status invalid with err (copied) unless it is already final. */
+void acme_order_fail(struct acme_order *o, const struct acme_problem *err);
+
+/* ---- authz.c ---- */
+int acme_authz_load(struct acme_ctx *ctx, const char *id, struct acme_authz *out,
+                    struct acme_problem *prob);
+void acme_authz_clear(struct acme_authz *a);
+void acme_authz_rec(const struct acme_authz *a, struct store_rec *rec, char **data);
+/* pending/valid past `expires` read as expired. */
+const char *acme_authz_status(const struct acme_authz *a);
+cJSON *acme_authz_to_json(const struct acme_ctx *ctx, const struct acme_authz *a);
+cJSON *acme_chall_to_json(const struct acme_ctx *ctx, const struct acme_authz *a,
+                          const struct acme_chall *ch);
+/*
+ * Checks one newOrder identifier against the policy. 0 with out filled, or -1
+ * with a subproblem added to prob (type malformed, unsupportedIdentifier or
+ * rejectedIdentifier).
+ */
+int acme_ident_check(const struct cfg_policy *pol, const char *type, const char *value,
+                     struct acme_ident *out, struct acme_problem *prob);
+/* Parses "dns"/"ip"/... 0/-1. */
+int acme_id_type_parse(const char *s, enum acme_id_type *out);
+bool acme_id_is_device(enum acme_id_type t);
+/* The device part of a device identifier ("SERIAL/1.2.3" -> "SERIAL") into out. */
+void acme_ident_device_part(const struct acme_ident *id, char *out, size_t outlen);
+
+/* ---- challenge.c ---- */
+/*
+ * Settles a challenge and propagates it to its authz and order in one
+ * atomic commit (retried on version conflicts): ok → challenge and authz
+ * valid (attestation recorded when att != NULL), order ready once every authz
+ * is valid; !ok → challenge invalid with fail as its error, authz and order
+ * invalid. A challenge neither pending nor processing is left alone (0).
+ * out (may be NULL) receives the final authz. 0/-1 (prob = serverInternal).
+ */
+int acme_res_settle(struct acme_ctx *ctx, const char *authz_id, const char *chall_id, bool ok,
+                    const struct acme_problem *fail, const struct acme_attested *att,
+                    struct acme_authz *out, struct acme_problem *prob);
+/* Fills rq->resp with the challenge JSON, `Link: <authz>;rel="up"` and Retry-After. */
+void acme_chall_respond(struct acme_rq *rq, const struct acme_authz *a, const struct acme_chall *ch);
+/* A validation request for a network challenge (key authorization already stored). */
+struct acme_validation *acme_validation_build(const struct acme_authz *a,
+                                              const struct acme_chall *ch);
+/* Index of chall_id in a, or -1. */
+int acme_authz_find_chall(const struct acme_authz *a, const char *chall_id);
+
+/* ---- device_attest.c ---- */
+/* Handles the device-attest-01 response for challenge a->ch[idx] (payload already an object). */
+int acme_device_attest(struct acme_rq *rq, struct acme_authz *a, size_t idx,
+                       struct acme_problem *prob);
+
+/* ---- shared small helpers (order.c) ---- */
+/* Copies src into dst[n], truncating; dst always NUL-terminated. */
+void acme_strlcpy(char *dst, const char *src, size_t n);
+/* Wraps a store error into prob (serverInternal, no store text for the client). */
+void acme_store_problem(struct acme_problem *prob, const char *what, const char *err);
+
+#endif

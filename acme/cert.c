@@ -1,0 +1,154 @@
+/*
+ * cert.c: the certificate resource (RFC 8555 §7.4.2, §9.1): the stored form of
+ * an issued certificate and its download as application/pem-certificate-chain
+ * by the account that ordered it.
+ */
+#include "acme/acme_res_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+acme_cert_clear(struct acme_cert *c)
+{
+    if (c == NULL)
+        return;
+    free(c->pem);
+    memset(c, 0, sizeof(*c));
+}
+
+static int64_t
+num(const cJSON *obj, const char *name, int64_t dflt)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+    return cJSON_IsNumber(n) ? (int64_t)n->valuedouble : dflt;
+}
+
+static int
+cert_parse_data(struct acme_cert *c, const char *data)
+{
+    cJSON *root = cJSON_Parse(data != NULL ? data : "");
+    const char *pem;
+    int rc = -1;
+
+    if (!cJSON_IsObject(root))
+        goto out;
+    pem = acme_json_str(root, "pem");
+    if (pem == NULL)
+        goto out;
+    c->pem = xstrdup(pem);
+    acme_strlcpy(c->order, acme_json_str(root, "order"), sizeof(c->order));
+    acme_strlcpy(c->policy, acme_json_str(root, "policy"), sizeof(c->policy));
+    acme_strlcpy(c->ca, acme_json_str(root, "ca"), sizeof(c->ca));
+    c->not_before = num(root, "not_before", 0);
+    c->not_after = num(root, "not_after", 0);
+    c->reason = (int)num(root, "revoked_reason", -1);
+    c->revoked_at = num(root, "revoked_at", 0);
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+int
+acme_cert_load(struct acme_ctx *ctx, const char *serial, struct acme_cert *out,
+               struct acme_problem *prob)
+{
+    struct store_rec rec = {0};
+    char err[ERR_LEN] = "";
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->reason = -1;
+    rc = store_get(ctx->store, STORE_CERT, serial, &rec, err);
+    if (rc < 0)
+        acme_store_problem(prob, "loading a certificate", err);
+    if (rc != 0)
+        goto out;
+    acme_strlcpy(out->serial, rec.id, sizeof(out->serial));
+    acme_strlcpy(out->owner, rec.owner, sizeof(out->owner));
+    acme_strlcpy(out->status, rec.status, sizeof(out->status));
+    acme_strlcpy(out->spki, rec.lookup, sizeof(out->spki));
+    out->created = rec.created;
+    out->expires = rec.expires;
+    out->version = rec.version;
+    if (cert_parse_data(out, rec.data) != 0) {
+        acme_cert_clear(out);
+        acme_store_problem(prob, "parsing a certificate record", serial);
+        rc = -1;
+    }
+out:
+    store_rec_clear(&rec);
+    return rc;
+}
+
+void
+acme_cert_rec(const struct acme_cert *c, struct store_rec *rec, char **data)
+{
+    cJSON *d = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(d, "order", c->order);
+    cJSON_AddStringToObject(d, "policy", c->policy);
+    cJSON_AddStringToObject(d, "ca", c->ca);
+    cJSON_AddStringToObject(d, "pem", c->pem != NULL ? c->pem : "");
+    cJSON_AddNumberToObject(d, "not_before", (double)c->not_before);
+    cJSON_AddNumberToObject(d, "not_after", (double)c->not_after);
+    if (c->reason >= 0)
+        cJSON_AddNumberToObject(d, "revoked_reason", c->reason);
+    if (c->revoked_at != 0)
+        cJSON_AddNumberToObject(d, "revoked_at", (double)c->revoked_at);
+    *data = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    memset(rec, 0, sizeof(*rec));
+    rec->kind = STORE_CERT;
+    rec->id = (char *)c->serial;
+    rec->owner = (char *)c->owner;
+    rec->lookup = (char *)c->spki;
+    rec->status = (char *)c->status;
+    rec->created = c->created;
+    rec->expires = c->expires;
+    rec->data = *data;
+}
+
+struct pki_ca *
+acme_ca_by_name(const struct acme_ctx *ctx, const char *name)
+{
+    size_t i;
+
+    for (i = 0; name != NULL && i < ctx->ncas; i++)
+        if (strcmp(pki_ca_name(ctx->cas[i]), name) == 0)
+            return ctx->cas[i];
+    return NULL;
+}
+
+int
+acme_h_cert(struct acme_rq *rq, struct acme_problem *prob)
+{
+    struct acme_cert c;
+    int rc = -1, found;
+
+    found = acme_cert_load(rq->ctx, rq->id1, &c, prob);
+    if (found < 0)
+        goto out;
+    if (found > 0 || strcmp(c.policy, rq->policy->name) != 0) {
+        acme_problem_set(prob, "malformed", 404, "no such certificate");
+        goto out;
+    }
+    if (strcmp(c.owner, rq->acct.id) != 0) {
+        acme_problem_set(prob, "unauthorized", 403, "this certificate belongs to another account");
+        goto out;
+    }
+    /* C-1, C-2: the stored PEM is leaf then chain, CERTIFICATE blocks only. */
+    free(rq->resp->body);
+    rq->resp->status = 200;
+    rq->resp->content_type = "application/pem-certificate-chain";
+    rq->resp->body = c.pem;
+    rq->resp->body_len = strlen(c.pem);
+    c.pem = NULL;
+    rc = 0;
+out:
+    acme_cert_clear(&c);
+    return rc;
+}

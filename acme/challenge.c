@@ -1,0 +1,305 @@
+/*
+ * challenge.c: the challenge resource (RFC 8555 §7.5.1, §8): POST-as-GET, the
+ * client's response that moves a network challenge to `processing` and hands
+ * it to the validator, and the settlement that carries a result to the
+ * challenge, its authorization and its order in one atomic commit.
+ */
+#include "acme/acme_res_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+acme_authz_find_chall(const struct acme_authz *a, const char *chall_id)
+{
+    size_t i;
+
+    for (i = 0; i < a->nch; i++)
+        if (strcmp(a->ch[i].id, chall_id) == 0)
+            return (int)i;
+    return -1;
+}
+
+void
+acme_chall_respond(struct acme_rq *rq, const struct acme_authz *a, const struct acme_chall *ch)
+{
+    char *up = acme_url(rq->ctx, a->policy, ACME_RES_AUTHZ, a->id, NULL);
+
+    acme_resp_json(rq->resp, 200, acme_chall_to_json(rq->ctx, a, ch));
+    /* D-7: challenges point up at their authorization. */
+    acme_resp_header(rq->resp, "Link", "<%s>;rel=\"up\"", up);
+    if (strcmp(ch->status, "processing") == 0)
+        acme_resp_header(rq->resp, "Retry-After", "%d", ACME_RETRY_POLL);
+    free(up);
+}
+
+struct acme_validation *
+acme_validation_build(const struct acme_authz *a, const struct acme_chall *ch)
+{
+    struct acme_validation *v = xcalloc(1, sizeof(*v));
+    char *txt;
+
+    acme_strlcpy(v->authz_id, a->id, sizeof(v->authz_id));
+    acme_strlcpy(v->chall_id, ch->id, sizeof(v->chall_id));
+    v->type = ch->type;
+    /* The authz value never carries "*." (S-7), so dns-01 queries the base domain. */
+    acme_strlcpy(v->identifier, a->ident.value, sizeof(v->identifier));
+    v->is_ip = a->ident.type == ACME_ID_IP;
+    acme_strlcpy(v->token, ch->token, sizeof(v->token));
+    acme_strlcpy(v->key_authz, ch->key_authz, sizeof(v->key_authz));
+    pki_sha256(v->key_authz, strlen(v->key_authz), v->key_authz_sha256);
+    txt = b64u_encode(v->key_authz_sha256, sizeof(v->key_authz_sha256));
+    acme_strlcpy(v->dns01_txt, txt, sizeof(v->dns01_txt));
+    free(txt);
+    return v;
+}
+
+/* Whether every authorization of o other than done_id is valid now. */
+static int
+others_valid(struct acme_ctx *ctx, const struct acme_order *o, const char *done_id, bool *all,
+             struct acme_problem *prob)
+{
+    struct acme_authz other;
+    size_t i;
+
+    *all = true;
+    for (i = 0; i < o->nauthz && *all; i++) {
+        if (strcmp(o->authz[i], done_id) == 0)
+            continue;
+        if (acme_authz_load(ctx, o->authz[i], &other, prob) != 0) {
+            acme_problem_set(prob, "serverInternal", 500, "order lost an authorization");
+            return -1;
+        }
+        *all = strcmp(acme_authz_status(&other), "valid") == 0;
+        acme_authz_clear(&other);
+    }
+    return 0;
+}
+
+/* Applies the result to a loaded authz and its order (in memory). 0/-1. */
+static int
+apply_result(struct acme_ctx *ctx, struct acme_authz *a, size_t idx, struct acme_order *o,
+             bool ok, const struct acme_problem *fail, const struct acme_attested *att,
+             struct acme_problem *prob)
+{
+    struct acme_chall *ch = &a->ch[idx];
+    bool all = false;
+
+    cJSON_Delete(ch->error);
+    ch->error = NULL;
+    if (!ok) {
+        acme_strlcpy(ch->status, "invalid", sizeof(ch->status));
+        ch->error = fail != NULL ? acme_problem_to_json(fail) : NULL;
+        if (strcmp(a->status, "pending") == 0)
+            acme_strlcpy(a->status, "invalid", sizeof(a->status));
+        acme_order_fail(o, fail);
+        return 0;
+    }
+    acme_strlcpy(ch->status, "valid", sizeof(ch->status));
+    ch->validated = clk_now();
+    /* A deactivated or expired authz stays so: a late success does not revive it. */
+    if (strcmp(acme_authz_status(a), "pending") != 0)
+        return 0;
+    acme_strlcpy(a->status, "valid", sizeof(a->status));
+    if (att != NULL)
+        a->att = *att;
+    if (strcmp(acme_order_status(o), "pending") != 0)
+        return 0;
+    if (others_valid(ctx, o, a->id, &all, prob) != 0)
+        return -1;
+    if (all)
+        acme_strlcpy(o->status, "ready", sizeof(o->status));
+    return 0;
+}
+
+/* One read-modify-write round: 0 done, 1 version conflict, -1 error. */
+static int
+settle_once(struct acme_ctx *ctx, const char *authz_id, const char *chall_id, bool ok,
+            const struct acme_problem *fail, const struct acme_attested *att,
+            struct acme_authz *out, struct acme_problem *prob)
+{
+    struct acme_authz a = {0};
+    struct acme_order o = {0};
+    struct store_rec recs[2];
+    struct store_write w[2] = {{0}};
+    char *data[2] = {NULL, NULL}, err[ERR_LEN] = "";
+    const char *st;
+    int rc = -1, idx;
+
+    idx = acme_authz_load(ctx, authz_id, &a, prob) == 0 ? acme_authz_find_chall(&a, chall_id) : -1;
+    if (idx < 0) {
+        acme_problem_set(prob, "serverInternal", 500, "challenge %s/%s vanished", authz_id, chall_id);
+        goto out;
+    }
+    st = a.ch[idx].status;
+    if (strcmp(st, "pending") != 0 && strcmp(st, "processing") != 0) {
+        rc = 0; /* settled already (a duplicate completion); nothing to write */
+        goto out;
+    }
+    if (acme_order_load(ctx, a.order, &o, prob) != 0) {
+        acme_problem_set(prob, "serverInternal", 500, "authorization without its order");
+        goto out;
+    }
+    if (apply_result(ctx, &a, (size_t)idx, &o, ok, fail, att, prob) != 0)
+        goto out;
+    /* The order is always rewritten: its version serialises sibling authzs settling at once. */
+    acme_authz_rec(&a, &recs[0], &data[0]);
+    acme_order_rec(&o, &recs[1], &data[1]);
+    w[0] = (struct store_write){STORE_UPDATE, &recs[0], a.version};
+    w[1] = (struct store_write){STORE_UPDATE, &recs[1], o.version};
+    rc = store_commit(ctx->store, w, 2, err);
+    if (rc < 0)
+        acme_store_problem(prob, "settling a challenge", err);
+out:
+    if (rc == 0 && out != NULL) {
+        *out = a; /* hands the challenge errors over */
+        memset(&a, 0, sizeof(a));
+    }
+    free(data[0]);
+    free(data[1]);
+    acme_order_clear(&o);
+    acme_authz_clear(&a);
+    return rc;
+}
+
+int
+acme_res_settle(struct acme_ctx *ctx, const char *authz_id, const char *chall_id, bool ok,
+                const struct acme_problem *fail, const struct acme_attested *att,
+                struct acme_authz *out, struct acme_problem *prob)
+{
+    int i, rc = 1;
+
+    for (i = 0; i < ACME_COMMIT_TRIES && rc == 1; i++)
+        rc = settle_once(ctx, authz_id, chall_id, ok, fail, att, out, prob);
+    if (rc == 1)
+        acme_problem_set(prob, "serverInternal", 500, "authorization kept changing; retry");
+    return rc == 0 ? 0 : -1;
+}
+
+void
+acme_validation_done(struct acme_ctx *ctx, struct acme_validation *v, bool ok,
+                     const struct acme_problem *prob)
+{
+    struct acme_problem p = {0}, fallback = {0};
+
+    if (v == NULL)
+        return;
+    if (!ok && (prob == NULL || prob->type == NULL)) {
+        acme_problem_set(&fallback, "incorrectResponse", 400, "validation failed");
+        prob = &fallback;
+    }
+    if (acme_res_settle(ctx, v->authz_id, v->chall_id, ok, ok ? NULL : prob, NULL, NULL, &p) != 0)
+        log_err("acme", "authz %s challenge %s: result lost: %s", v->authz_id, v->chall_id,
+                p.detail);
+    else
+        log_info("acme", "authz %s challenge %s %s", v->authz_id, v->chall_id,
+                 ok ? "valid" : "invalid");
+    free(v);
+}
+
+/* Moves a pending network challenge to processing. 0 started, 1 conflict, 2 not startable, -1. */
+static int
+start_once(struct acme_rq *rq, struct acme_authz *a, const char *chall_id,
+           struct acme_problem *prob)
+{
+    struct store_rec rec;
+    char *data = NULL, err[ERR_LEN] = "";
+    struct acme_chall *ch;
+    int rc, idx = acme_authz_find_chall(a, chall_id);
+    size_t i;
+
+    if (idx < 0)
+        return -1;
+    ch = &a->ch[idx];
+    if (strcmp(acme_authz_status(a), "pending") != 0 || strcmp(ch->status, "pending") != 0)
+        return 2;
+    for (i = 0; i < a->nch; i++)
+        if (strcmp(a->ch[i].status, "processing") == 0)
+            return 2; /* one validation per authorization at a time */
+    /* CH-1: the key authorization uses the account key current at response time. */
+    snprintf(ch->key_authz, sizeof(ch->key_authz), "%s.%s", ch->token, rq->acct.thumbprint);
+    acme_strlcpy(ch->status, "processing", sizeof(ch->status));
+    acme_authz_rec(a, &rec, &data);
+    rc = store_commit(rq->ctx->store, &(struct store_write){STORE_UPDATE, &rec, a->version}, 1,
+                      err);
+    free(data);
+    if (rc < 0)
+        acme_store_problem(prob, "starting a validation", err);
+    return rc;
+}
+
+/* Z-2: the client's response to a network challenge. */
+static int
+respond_network(struct acme_rq *rq, struct acme_authz *a, struct acme_problem *prob)
+{
+    char chall_id[ACME_MAX_ID + 1], authz_id[ACME_MAX_ID];
+    int i, rc = 1, idx;
+
+    acme_strlcpy(chall_id, rq->id2, sizeof(chall_id));
+    acme_strlcpy(authz_id, a->id, sizeof(authz_id));
+    if (rq->ctx->validate == NULL) {
+        acme_problem_set(prob, "serverInternal", 500, "no validator configured");
+        return -1;
+    }
+    for (i = 0; i < ACME_COMMIT_TRIES && rc == 1; i++) {
+        rc = start_once(rq, a, chall_id, prob);
+        if (rc != 1)
+            break;
+        acme_authz_clear(a);
+        if (acme_authz_load(rq->ctx, authz_id, a, prob) != 0)
+            return -1;
+    }
+    if (rc < 0 || rc == 1) {
+        if (rc == 1)
+            acme_problem_set(prob, "serverInternal", 500, "authorization kept changing; retry");
+        return -1;
+    }
+    idx = acme_authz_find_chall(a, chall_id);
+    if (rc == 0) {
+        log_info("acme", "authz %s challenge %s %s started", a->id, chall_id,
+                 acme_chall_type_str[a->ch[idx].type]);
+        /* The validator owns v from here and calls acme_validation_done later. */
+        rq->ctx->validate(rq->ctx->validate_arg, acme_validation_build(a, &a->ch[idx]));
+    }
+    acme_chall_respond(rq, a, &a->ch[idx]);
+    return 0;
+}
+
+int
+acme_h_challenge(struct acme_rq *rq, struct acme_problem *prob)
+{
+    struct acme_authz a = {0};
+    int rc = -1, found, idx = -1;
+
+    found = acme_authz_load(rq->ctx, rq->id1, &a, prob);
+    if (found < 0)
+        goto out;
+    if (found == 0)
+        idx = acme_authz_find_chall(&a, rq->id2);
+    if (found > 0 || idx < 0 || strcmp(a.policy, rq->policy->name) != 0) {
+        acme_problem_set(prob, "malformed", 404, "no such challenge");
+        goto out;
+    }
+    if (strcmp(a.owner, rq->acct.id) != 0) {
+        acme_problem_set(prob, "unauthorized", 403, "this challenge belongs to another account");
+        goto out;
+    }
+    if (rq->jws.post_as_get) {
+        acme_chall_respond(rq, &a, &a.ch[idx]);
+        rc = 0;
+        goto out;
+    }
+    /* Z-3/Z-4: any object is a response (unknown members ignored); anything else is not. */
+    if (!cJSON_IsObject(rq->jws.payload)) {
+        acme_problem_set(prob, "malformed", 400, "a challenge response must be a JSON object");
+        goto out;
+    }
+    if (a.ch[idx].type == ACME_CH_DEVICE_ATTEST01)
+        rc = acme_device_attest(rq, &a, (size_t)idx, prob);
+    else
+        rc = respond_network(rq, &a, prob);
+out:
+    acme_authz_clear(&a);
+    return rc;
+}

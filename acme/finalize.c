@@ -1,0 +1,364 @@
+/*
+ * finalize.c: order finalization (RFC 8555 §7.4, §11.1; device-attest §3.2,
+ * §8). Checks the CSR against the order (exact identifier set for network
+ * names; attested key and device identifier for device orders), issues from
+ * the policy's CA and records certificate and order in ONE commit, so the
+ * certificate URL exists only once the certificate is durable.
+ */
+#include "acme/acme_res_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool
+order_has(const struct acme_order *o, enum acme_id_type t, const char *value)
+{
+    size_t i;
+
+    for (i = 0; i < o->nids; i++)
+        if (o->ids[i].type == t && strcmp(o->ids[i].value, value) == 0)
+            return true;
+    return false;
+}
+
+static bool
+csr_has(const struct pki_csr *csr, enum acme_id_type t, const char *value)
+{
+    char **list = t == ACME_ID_DNS ? csr->dns : csr->ips;
+    size_t n = t == ACME_ID_DNS ? csr->ndns : csr->nips, i;
+
+    for (i = 0; i < n; i++)
+        if (strcmp(list[i], value) == 0)
+            return true;
+    /* F-2: a name may sit in the CN only. */
+    return csr->cn != NULL && strcmp(csr->cn, value) == 0;
+}
+
+/* F-2: the CSR asks for exactly the order's dns/ip identifiers. */
+static int
+check_network(const struct acme_order *o, const struct pki_csr *csr, struct acme_problem *prob)
+{
+    size_t i;
+
+    if (csr->nemails + csr->nuris + csr->nperm_ids > 0)
+        goto extra_type;
+    for (i = 0; i < csr->ndns; i++)
+        if (!order_has(o, ACME_ID_DNS, csr->dns[i])) {
+            acme_problem_set(prob, "badCSR", 400, "CSR names %.253s, which the order does not",
+                             csr->dns[i]);
+            return -1;
+        }
+    for (i = 0; i < csr->nips; i++)
+        if (!order_has(o, ACME_ID_IP, csr->ips[i])) {
+            acme_problem_set(prob, "badCSR", 400, "CSR names %.64s, which the order does not",
+                             csr->ips[i]);
+            return -1;
+        }
+    if (csr->cn != NULL && csr->cn[0] != '\0' && !order_has(o, ACME_ID_DNS, csr->cn) &&
+        !order_has(o, ACME_ID_IP, csr->cn)) {
+        acme_problem_set(prob, "badCSR", 400, "CSR common name %.64s is not in the order", csr->cn);
+        return -1;
+    }
+    for (i = 0; i < o->nids; i++)
+        if (!csr_has(csr, o->ids[i].type, o->ids[i].value)) {
+            acme_problem_set(prob, "badCSR", 400, "CSR lacks the order identifier %s",
+                             o->ids[i].value);
+            return -1;
+        }
+    return 0;
+extra_type:
+    acme_problem_set(prob, "badCSR", 400, "CSR asks for e-mail, URI or device names");
+    return -1;
+}
+
+/* DA-6, DA-17, §8 step 10: device names and the attested key. */
+static int
+check_device(const struct acme_order *o, const struct acme_authz *az, const struct pki_csr *csr,
+             struct acme_problem *prob)
+{
+    char spki[65], device[ACME_MAX_IDENTIFIER + 1];
+    size_t i, k;
+    bool found;
+
+    if (csr->ndns + csr->nips + csr->nemails + csr->nuris > 0) {
+        acme_problem_set(prob, "badCSR", 400, "a device CSR carries no network names");
+        return -1;
+    }
+    for (k = 0; k < csr->nperm_ids; k++) {
+        for (found = false, i = 0; i < o->nids && !found; i++) {
+            acme_ident_device_part(&o->ids[i], device, sizeof(device));
+            found = strcmp(csr->perm_ids[k], device) == 0;
+        }
+        if (!found) {
+            acme_problem_set(prob, "badCSR", 400, "CSR permanentIdentifier is not the ordered device");
+            return -1;
+        }
+    }
+    if (csr->cn != NULL && csr->cn[0] != '\0' && !order_has(o, o->ids[0].type, csr->cn)) {
+        acme_problem_set(prob, "badCSR", 400, "CSR common name must be empty or the device identifier");
+        return -1;
+    }
+    if (pki_key_spki_sha256_hex(csr->key, spki) != 0) {
+        acme_problem_set(prob, "badCSR", 400, "CSR key cannot be encoded");
+        return -1;
+    }
+    for (i = 0; i < o->nauthz; i++)
+        if (!az[i].att.present || strcmp(az[i].att.spki_sha256, spki) != 0) {
+            acme_problem_set(prob, "badCSR", 400, "CSR key is not the attested key");
+            return -1;
+        }
+    return 0;
+}
+
+/* F-7: a certificate never carries an account key, this account's or another's. */
+static int
+check_key(struct acme_rq *rq, const struct pki_csr *csr, struct acme_problem *prob)
+{
+    struct store_rec rec = {0};
+    char thumb[44], err[ERR_LEN] = "";
+    int rc;
+
+    if (rq->jws.key != NULL && pki_key_equal(csr->key, rq->jws.key))
+        goto refuse;
+    if (pki_jwk_thumbprint(csr->key, thumb) != 0)
+        return 0; /* a key type JWK cannot express is no account key */
+    rc = store_get_by_lookup(rq->ctx->store, STORE_ACCOUNT, thumb, &rec, err);
+    store_rec_clear(&rec);
+    if (rc < 0) {
+        acme_store_problem(prob, "checking the CSR key", err);
+        return -1;
+    }
+    if (rc == 1)
+        return 0;
+refuse:
+    acme_problem_set(prob, "badCSR", 400, "CSR key is an account key");
+    return -1;
+}
+
+/* Loads every authz of o; all must still be valid (Z-8). */
+static int
+load_authzs(struct acme_rq *rq, const struct acme_order *o, struct acme_authz *az,
+            struct acme_problem *prob)
+{
+    size_t i;
+
+    for (i = 0; i < o->nauthz; i++) {
+        if (acme_authz_load(rq->ctx, o->authz[i], &az[i], prob) != 0) {
+            acme_problem_set(prob, "serverInternal", 500, "order lost an authorization");
+            return -1;
+        }
+        if (strcmp(acme_authz_status(&az[i]), "valid") != 0) {
+            acme_problem_set(prob, "orderNotReady", 403, "authorization for %s is %s",
+                             az[i].ident.value, acme_authz_status(&az[i]));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Parses the finalize payload into csr (F-1). */
+static int
+read_csr(struct acme_rq *rq, struct pki_csr *csr, struct acme_problem *prob)
+{
+    const char *b64 = acme_json_str(rq->jws.payload, "csr");
+    unsigned char *der = NULL;
+    size_t n, len = 0;
+    char err[ERR_LEN] = "";
+    int rc = -1;
+
+    if (b64 == NULL) {
+        acme_problem_set(prob, "malformed", 400, "finalize needs {\"csr\": base64url DER}");
+        return -1;
+    }
+    n = strnlen(b64, ACME_MAX_CSR_B64 + 1);
+    if (n > ACME_MAX_CSR_B64 || b64u_decode(b64, n, &der, &len) != 0) {
+        acme_problem_set(prob, "malformed", 400, "csr is not base64url DER without padding");
+        goto out;
+    }
+    if (pki_csr_parse(der, len, rq->policy->key_types, csr, err) != 0) {
+        acme_problem_set(prob, "badCSR", 400, "%s", err);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(der);
+    return rc;
+}
+
+/* Commits o with a new status (expect its version); o->version follows. */
+static int
+order_set_status(struct acme_ctx *ctx, struct acme_order *o, const char *status,
+                 struct acme_problem *prob)
+{
+    struct store_rec rec;
+    char *data = NULL, err[ERR_LEN] = "";
+    int rc;
+
+    acme_strlcpy(o->status, status, sizeof(o->status));
+    acme_order_rec(o, &rec, &data);
+    rc = store_commit(ctx->store, &(struct store_write){STORE_UPDATE, &rec, o->version}, 1, err);
+    free(data);
+    if (rc == 0) {
+        o->version++;
+        return 0;
+    }
+    if (rc > 0)
+        acme_problem_set(prob, "orderNotReady", 403, "the order changed meanwhile");
+    else
+        acme_store_problem(prob, "updating an order", err);
+    return -1;
+}
+
+/* Builds the certificate profile and signs it. */
+static int
+issue(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
+      struct pki_issued *iss, struct acme_problem *prob)
+{
+    static const char *const eku_net[] = {"serverAuth", "clientAuth"};
+    static const char *const eku_dev[] = {"clientAuth"};
+    struct pki_san *sans = xcalloc(o->nids, sizeof(*sans));
+    struct pki_name_entry cn = {"CN", o->ids[0].value};
+    struct pki_issue_req req = {0};
+    bool device = acme_id_is_device(o->ids[0].type);
+    char err[ERR_LEN] = "";
+    size_t i;
+    int rc;
+
+    for (i = 0; i < o->nids; i++) {
+        sans[i].type = o->ids[i].type == ACME_ID_DNS ? PKI_SAN_DNS
+                       : o->ids[i].type == ACME_ID_IP ? PKI_SAN_IP
+                                                      : PKI_SAN_PERMANENT_ID;
+        sans[i].value = o->ids[i].value;
+    }
+    req.subject_key = csr->key;
+    req.subject = &cn;
+    req.nsubject = strlen(cn.value) <= 64 ? 1 : 0;
+    req.sans = sans;
+    req.nsans = o->nids;
+    req.key_usage = device ? PKI_KU_DIGITAL_SIGNATURE : 0;
+    req.eku_oids = device ? (const char **)eku_dev : (const char **)eku_net;
+    req.neku = device ? nitems(eku_dev) : nitems(eku_net);
+    req.not_before = o->not_before != 0 ? o->not_before : clk_now();
+    req.not_after = o->not_after != 0 ? o->not_after : req.not_before + rq->policy->cert_validity;
+    rc = pki_issue(acme_policy_ca(rq->ctx, rq->policy), &req, iss, err);
+    free(sans);
+    if (rc != 0) {
+        log_err("acme", "order %s: issuance failed: %s", o->id, err);
+        acme_problem_set(prob, "serverInternal", 500, "certificate issuance failed");
+    }
+    return rc;
+}
+
+/* Inserts the certificate and marks the order valid, atomically. */
+static int
+record(struct acme_rq *rq, struct acme_order *o, const struct pki_csr *csr,
+       const struct pki_issued *iss, struct acme_problem *prob)
+{
+    const struct pki_ca *ca = acme_policy_ca(rq->ctx, rq->policy);
+    struct acme_cert c = {0};
+    struct store_rec recs[2];
+    struct store_write w[2];
+    char *data[2] = {NULL, NULL}, err[ERR_LEN] = "";
+    int rc;
+
+    acme_strlcpy(c.serial, iss->serial, sizeof(c.serial));
+    acme_strlcpy(c.owner, o->owner, sizeof(c.owner));
+    acme_strlcpy(c.status, "valid", sizeof(c.status));
+    (void)pki_key_spki_sha256_hex(csr->key, c.spki);
+    c.created = clk_now();
+    c.expires = iss->not_after;
+    acme_strlcpy(c.order, o->id, sizeof(c.order));
+    acme_strlcpy(c.policy, o->policy, sizeof(c.policy));
+    acme_strlcpy(c.ca, pki_ca_name(ca), sizeof(c.ca));
+    c.pem = xasprintf("%s%s", iss->pem, pki_ca_chain_pem(ca));
+    c.not_before = iss->not_before;
+    c.not_after = iss->not_after;
+    c.reason = -1;
+    acme_cert_rec(&c, &recs[0], &data[0]);
+    acme_strlcpy(o->status, "valid", sizeof(o->status));
+    acme_strlcpy(o->cert_serial, iss->serial, sizeof(o->cert_serial));
+    acme_order_rec(o, &recs[1], &data[1]);
+    w[0] = (struct store_write){STORE_INSERT, &recs[0], 0};
+    w[1] = (struct store_write){STORE_UPDATE, &recs[1], o->version};
+    rc = store_commit(rq->ctx->store, w, 2, err);
+    if (rc != 0)
+        acme_store_problem(prob, "recording a certificate", rc > 0 ? "version conflict" : err);
+    free(data[0]);
+    free(data[1]);
+    acme_cert_clear(&c);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Loads and checks the order for finalization; 0/-1. */
+static int
+load_ready(struct acme_rq *rq, struct acme_order *o, struct acme_problem *prob)
+{
+    int found = acme_order_load(rq->ctx, rq->id1, o, prob);
+
+    if (found < 0)
+        return -1;
+    if (found > 0 || strcmp(o->policy, rq->policy->name) != 0) {
+        acme_problem_set(prob, "malformed", 404, "no such order");
+        return -1;
+    }
+    if (strcmp(o->owner, rq->acct.id) != 0) {
+        acme_problem_set(prob, "unauthorized", 403, "this order belongs to another account");
+        return -1;
+    }
+    if (strcmp(acme_order_status(o), "ready") != 0) {
+        acme_problem_set(prob, "orderNotReady", 403, "order is %s, not ready",
+                         acme_order_status(o));
+        return -1;
+    }
+    if (!cJSON_IsObject(rq->jws.payload)) {
+        acme_problem_set(prob, "malformed", 400, "finalize needs a JSON object payload");
+        return -1;
+    }
+    return 0;
+}
+
+int
+acme_h_finalize(struct acme_rq *rq, struct acme_problem *prob)
+{
+    struct acme_order o = {0};
+    struct acme_authz *az = NULL;
+    struct pki_csr csr = {0};
+    struct pki_issued iss = {0};
+    struct acme_problem ignore = {0};
+    char *url = NULL;
+    size_t i;
+    int rc = -1;
+
+    if (load_ready(rq, &o, prob) != 0 || read_csr(rq, &csr, prob) != 0 ||
+        check_key(rq, &csr, prob) != 0)
+        goto out;
+    az = xcalloc(o.nauthz + 1, sizeof(*az));
+    if (load_authzs(rq, &o, az, prob) != 0)
+        goto out;
+    if (acme_id_is_device(o.ids[0].type) ? check_device(&o, az, &csr, prob) != 0
+                                         : check_network(&o, &csr, prob) != 0)
+        goto out;
+    /* processing guards against a second finalize issuing twice (recovery settles it). */
+    if (order_set_status(rq->ctx, &o, "processing", prob) != 0)
+        goto out;
+    if (issue(rq, &o, &csr, &iss, prob) != 0 || record(rq, &o, &csr, &iss, prob) != 0) {
+        acme_strlcpy(o.cert_serial, "", sizeof(o.cert_serial));
+        (void)order_set_status(rq->ctx, &o, "ready", &ignore);
+        goto out;
+    }
+    log_info("acme", "order %s valid: certificate %s", o.id, iss.serial);
+    url = acme_url(rq->ctx, o.policy, ACME_RES_ORDER, o.id, NULL);
+    acme_resp_json(rq->resp, 200, acme_order_to_json(rq->ctx, &o));
+    acme_resp_header(rq->resp, "Location", "%s", url);
+    rc = 0;
+out:
+    for (i = 0; az != NULL && i < o.nauthz; i++)
+        acme_authz_clear(&az[i]);
+    free(az);
+    free(url);
+    pki_issued_clear(&iss);
+    pki_csr_clear(&csr);
+    acme_order_clear(&o);
+    return rc;
+}

@@ -1,0 +1,115 @@
+/*
+ * nonce.c: anti-replay nonces (RFC 8555 §6.5). A nonce is
+ * base64url(counter(8, big-endian) || HMAC-SHA256(key, counter)[0..16]): the
+ * MAC makes it unforgeable, the counter indexes a bitmap of the last `window`
+ * issued values, so memory stays fixed and each nonce is accepted once.
+ */
+#include "acme/acme_int.h"
+
+#include <string.h>
+
+#define NONCE_MAC_LEN 16
+#define NONCE_RAW_LEN (8 + NONCE_MAC_LEN)
+#define NONCE_TEXT_LEN 32 /* base64url of 24 bytes */
+
+struct acme_nonces {
+    pthread_mutex_t mu;
+    unsigned char key[32];
+    uint64_t next;   /* counter of the next nonce to issue */
+    size_t window;   /* power of two */
+    uint64_t *bits;  /* bit (c % window) set while nonce c is unused */
+};
+
+struct acme_nonces *
+acme_nonces_new(size_t window)
+{
+    struct acme_nonces *n;
+    size_t w = 64;
+
+    /* A power of two (at least one word) keeps the slot arithmetic simple. */
+    while (w < window && w < ((size_t)1 << 30))
+        w <<= 1;
+    n = xcalloc(1, sizeof(*n));
+    if (rand_bytes(n->key, sizeof(n->key)) != 0) {
+        log_err("acme", "nonce key: no randomness");
+        free(n);
+        return NULL;
+    }
+    n->window = w;
+    n->bits = xcalloc(w / 64, sizeof(uint64_t));
+    /* Start past zero so a counter of 0 (all-zero prefix) is never valid. */
+    n->next = 1;
+    pthread_mutex_init(&n->mu, NULL);
+    return n;
+}
+
+void
+acme_nonces_free(struct acme_nonces *n)
+{
+    if (n == NULL)
+        return;
+    pthread_mutex_destroy(&n->mu);
+    secure_wipe(n->key, sizeof(n->key));
+    free(n->bits);
+    free(n);
+}
+
+static int
+nonce_mac(const struct acme_nonces *n, const unsigned char ctr[8], unsigned char out[32])
+{
+    return pki_hmac_sha256(n->key, sizeof(n->key), ctr, 8, out);
+}
+
+char *
+acme_nonce_issue(struct acme_nonces *n)
+{
+    unsigned char raw[NONCE_RAW_LEN], mac[32];
+    uint64_t c;
+    size_t slot;
+    int i;
+
+    pthread_mutex_lock(&n->mu);
+    c = n->next++;
+    slot = (size_t)(c & (n->window - 1));
+    /* Setting the slot also evicts counter c - window, which shared it. */
+    n->bits[slot / 64] |= (uint64_t)1 << (slot % 64);
+    pthread_mutex_unlock(&n->mu);
+    for (i = 0; i < 8; i++)
+        raw[i] = (unsigned char)(c >> (56 - 8 * i));
+    if (nonce_mac(n, raw, mac) != 0) {
+        log_err("acme", "nonce HMAC failed");
+        abort();
+    }
+    memcpy(raw + 8, mac, NONCE_MAC_LEN);
+    return b64u_encode(raw, sizeof(raw));
+}
+
+bool
+acme_nonce_consume(struct acme_nonces *n, const char *nonce)
+{
+    unsigned char *raw = NULL, mac[32];
+    size_t rawlen = 0, slot;
+    uint64_t c = 0, bit;
+    bool ok = false;
+    int i;
+
+    if (n == NULL || nonce == NULL || strlen(nonce) != NONCE_TEXT_LEN)
+        goto out;
+    if (b64u_decode(nonce, NONCE_TEXT_LEN, &raw, &rawlen) != 0 || rawlen != NONCE_RAW_LEN)
+        goto out;
+    if (nonce_mac(n, raw, mac) != 0 || !ct_equal(mac, raw + 8, NONCE_MAC_LEN))
+        goto out;
+    for (i = 0; i < 8; i++)
+        c = (c << 8) | raw[i];
+    pthread_mutex_lock(&n->mu);
+    if (c < n->next && n->next - c <= n->window) {
+        slot = (size_t)(c & (n->window - 1));
+        bit = (uint64_t)1 << (slot % 64);
+        ok = (n->bits[slot / 64] & bit) != 0;
+        n->bits[slot / 64] &= ~bit;
+    }
+    pthread_mutex_unlock(&n->mu);
+out:
+    free(raw);
+    return ok;
+}

@@ -1,0 +1,55 @@
+/*
+ * config section `acme`: protocol knobs shared by every enrollment policy:
+ * challenge validation (resolver, ports, retries), order and authorization
+ * lifetimes, per-account limits and the directory's meta object.
+ */
+#include "config/cfg_int.h"
+
+static const struct cfg_key challenge_keys[] = {
+    {.name = "resolver", .type = CFG_T_STRING, .check = cfg_check_hostport,
+     CFG_FIELD(struct cfg_acme, resolver)},
+    {.name = "http01_port", .type = CFG_T_INT, .def = "80", .min = 1, .max = 65535,
+     CFG_FIELD(struct cfg_acme, http01_port)},
+    {.name = "tls_alpn01_port", .type = CFG_T_INT, .def = "443", .min = 1, .max = 65535,
+     CFG_FIELD(struct cfg_acme, tls_alpn01_port)},
+    {.name = "attempts", .type = CFG_T_INT, .def = "3", .min = 1, .max = 10,
+     CFG_FIELD(struct cfg_acme, validation_attempts)},
+    {.name = "timeout", .type = CFG_T_DURATION, .def = "10s", .min = 1, .max = 300,
+     CFG_FIELD(struct cfg_acme, validation_timeout)},
+    {.name = "retry_delay", .type = CFG_T_DURATION, .def = "2s", .min = 0, .max = 3600,
+     CFG_FIELD(struct cfg_acme, validation_retry_delay)},
+    {0},
+};
+
+static const struct cfg_key limit_keys[] = {
+    {.name = "max_identifiers", .type = CFG_T_INT, .def = "100", .min = 1, .max = 1000,
+     CFG_FIELD(struct cfg_acme, max_identifiers)},
+    {.name = "orders_per_hour", .type = CFG_T_INT, .def = "300", .min = 0, .max = 1000000,
+     CFG_FIELD(struct cfg_acme, orders_per_hour)},
+    {0},
+};
+
+static const struct cfg_key meta_keys[] = {
+    {.name = "terms_of_service", .type = CFG_T_STRING, .check = cfg_check_url,
+     CFG_FIELD(struct cfg_acme, terms_of_service)},
+    {.name = "website", .type = CFG_T_STRING, .check = cfg_check_url,
+     CFG_FIELD(struct cfg_acme, website)},
+    {0},
+};
+
+static const struct cfg_key acme_keys[] = {
+    {.name = "challenges", .type = CFG_T_MAP, .sub = challenge_keys},
+    {.name = "order_lifetime", .type = CFG_T_DURATION, .def = "7d", .min = 60, .max = 365 * 86400,
+     CFG_FIELD(struct cfg_acme, order_lifetime)},
+    {.name = "authz_lifetime", .type = CFG_T_DURATION, .def = "7d", .min = 60, .max = 365 * 86400,
+     CFG_FIELD(struct cfg_acme, authz_lifetime)},
+    {.name = "limits", .type = CFG_T_MAP, .sub = limit_keys},
+    {.name = "meta", .type = CFG_T_MAP, .sub = meta_keys},
+    {0},
+};
+
+const struct cfg_section cfg_section_acme = {
+    .name = "acme",
+    .keys = acme_keys,
+    .offset = offsetof(struct cfg, acme),
+};

@@ -1,0 +1,195 @@
+/*
+ * pki_util.c: the plumbing every pki/ file shares: OpenSSL error reporting,
+ * atomic file writes and bounded, permission-checked reads, time conversion,
+ * and the SHA-256 / HMAC-SHA256 digests of the public API.
+ */
+#include "pki/pki_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+void pki_set_err(char err[ERR_LEN], const char *fmt, ...)
+{
+    if (err == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, ERR_LEN, fmt, ap);
+    va_end(ap);
+}
+
+void pki_ossl_err(char err[ERR_LEN], const char *what)
+{
+    unsigned long code = ERR_peek_last_error();
+    const char *reason = code != 0 ? ERR_reason_error_string(code) : NULL;
+    pki_set_err(err, "%s: %s", what, reason != NULL ? reason : "failed");
+    log_debug("pki", "%s failed: %s", what, reason != NULL ? reason : "no OpenSSL error");
+    ERR_clear_error();
+}
+
+static int write_all(int fd, const unsigned char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int pki_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                          char err[ERR_LEN])
+{
+    int rc = -1, fd = -1;
+    char *tmp = xasprintf("%s.tmp.XXXXXX", path);
+
+    /* mkstemp creates the file 0600, so a key is never briefly world-readable. */
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        pki_set_err(err, "cannot create %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+        pki_set_err(err, "cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        pki_set_err(err, "cannot close %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        pki_set_err(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int pki_read_file(const char *path, size_t max, bool secret, char **out, size_t *len,
+                  char err[ERR_LEN])
+{
+    int rc = -1;
+    char *p = NULL;
+    size_t got = 0;
+    struct stat st;
+    /* O_NOFOLLOW and fstat on the open descriptor: the checked file is the one read. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+    *out = NULL;
+    *len = 0;
+    if (fd < 0) {
+        pki_set_err(err, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        pki_set_err(err, "%s is not a regular file", path);
+        goto out;
+    }
+    if (secret && (st.st_mode & 077) != 0) {
+        pki_set_err(err, "key file %s has mode %04o; must be 0600", path,
+                    (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    if ((uintmax_t)st.st_size > max) {
+        pki_set_err(err, "%s is larger than %zu bytes", path, max);
+        goto out;
+    }
+    p = xmalloc((size_t)st.st_size + 1);
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, p + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            pki_set_err(err, "cannot read %s", path);
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    p[got] = '\0';
+    *out = p;
+    *len = got;
+    p = NULL;
+    rc = 0;
+out:
+    if (p != NULL) {
+        secure_wipe(p, got);
+        free(p);
+    }
+    close(fd);
+    return rc;
+}
+
+int pki_asn1_time_get(const ASN1_TIME *t, int64_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+        return -1;
+    *out = (int64_t)timegm(&tm);
+    return 0;
+}
+
+const EVP_MD *pki_sign_md(const EVP_PKEY *key)
+{
+    switch (pki_key_type_of(key)) {
+    case PKI_KEY_P384:
+        return EVP_sha384();
+    case PKI_KEY_ED25519:
+        return NULL;
+    default:
+        return EVP_sha256();
+    }
+}
+
+unsigned char *pki_ossl_to_heap(unsigned char *p, size_t len)
+{
+    unsigned char *q = xmalloc(len);
+    memcpy(q, p, len);
+    OPENSSL_free(p);
+    return q;
+}
+
+void pki_sha256(const void *data, size_t len, unsigned char out[32])
+{
+    unsigned int n = 0;
+    /* A digest that silently left out unset would be compared later; stop instead. */
+    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32) {
+        log_err("pki", "EVP_Digest(SHA-256) failed");
+        abort();
+    }
+}
+
+int pki_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                    unsigned char out[32])
+{
+    size_t n = 0;
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, keylen, data, len, out, 32, &n) ==
+            NULL ||
+        n != 32) {
+        pki_ossl_err(NULL, "EVP_Q_mac(HMAC-SHA256)");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,321 @@
+/*
+ * cmd_serve.c: `attesta serve [-c FILE]`. Wires config, store, CAs, the
+ * attestation verifier, the validators, the worker pool, acme/ and the HTTPS
+ * plane together, prints the start-up banner, then waits for a signal and
+ * shuts down in the order that lets in-flight work finish and be persisted.
+ */
+#include "server/srv_int.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "acme/acme.h"
+#include "attest/attest.h"
+#include "config/config.h"
+#include "pki/pki.h"
+#include "server/srv_plane.h"
+#include "server/srv_serve.h"
+#include "store/store.h"
+
+#ifndef ATTESTA_VERSION
+#define ATTESTA_VERSION "0.0.0"
+#endif
+
+/* Everything serve owns; torn down in reverse dependency order by serve_free. */
+struct serve {
+    struct cfg *cfg;
+    struct store *st;
+    struct pki_ca **cas;
+    struct att_verifier *att;
+    struct srv_pool *pool;
+    struct srv_validator *val;
+    struct acme_ctx *acme;
+    struct srv_http *http;
+    char *host, *tls_cert, *tls_key, *base_url;
+    int port;
+};
+
+/* A finished validation on its way from the validator thread to a pool thread. */
+struct val_job {
+    struct serve *s;
+    struct acme_validation *v;
+    bool ok;
+    struct acme_problem prob;
+};
+
+static bool on_is_fast(void *arg, const struct acme_request *req)
+{
+    struct serve *s = arg;
+    return acme_is_fast(s->acme, req);
+}
+
+static void on_handle(void *arg, const struct acme_request *req, struct acme_response *resp)
+{
+    struct serve *s = arg;
+    acme_handle(s->acme, req, resp);
+}
+
+static void on_validate(void *arg, struct acme_validation *v)
+{
+    struct serve *s = arg;
+    srv_validator_submit(s->val, v);
+}
+
+static void val_job_run(void *arg)
+{
+    struct val_job *j = arg;
+    acme_validation_done(j->s->acme, j->v, j->ok, j->ok ? NULL : &j->prob);
+    free(j);
+}
+
+/* Validator thread: must not block, and acme_validation_done may (store). */
+static void on_validation_done(void *arg, struct acme_validation *v, bool ok,
+                               const struct acme_problem *prob)
+{
+    struct val_job *j = xcalloc(1, sizeof(*j));
+    j->s = arg;
+    j->v = v;
+    j->ok = ok;
+    if (!ok && prob != NULL)
+        j->prob = *prob;
+    /* forced: a result is never dropped for load, the validator bounds its own work */
+    if (srv_pool_submit(j->s->pool, val_job_run, j, true) != 0) {
+        log_err("server", "validation %s dropped: pool stopped", v->chall_id);
+        free(v);
+        free(j);
+    }
+}
+
+static int cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 && n < 1024 ? (int)n : 1;
+}
+
+static char *make_base_url(const struct serve *s)
+{
+    const char *h = s->host;
+    size_t len;
+    if (s->cfg->server.base_url != NULL) {
+        len = strlen(s->cfg->server.base_url);
+        while (len > 0 && s->cfg->server.base_url[len - 1] == '/')
+            len--;
+        return xstrndup(s->cfg->server.base_url, len);
+    }
+    if (strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0)
+        h = "localhost";
+    if (strchr(h, ':') != NULL)
+        return xasprintf("https://[%s]:%d", h, s->port);
+    return xasprintf("https://%s:%d", h, s->port);
+}
+
+/* Store, CAs and the bound (not yet serving) HTTPS plane. */
+static int setup_base(struct serve *s, char err[ERR_LEN])
+{
+    const struct cfg_server *sv = &s->cfg->server;
+    struct srv_http_opts o = {0};
+    int cores = cpu_count();
+
+    if (srv_listen_parse(sv->listen, &s->host, &s->port, err) != 0)
+        return -1;
+    s->st = srv_store_open(s->cfg, err);
+    if (s->st == NULL || srv_cas_load(s->cfg, &s->cas, err) != 0)
+        return -1;
+    if (srv_tls_files(s->cfg, srv_cas_default(s->cfg, s->cas), s->host, &s->tls_cert,
+                      &s->tls_key, err) != 0)
+        return -1;
+    s->pool = srv_pool_new(2 * cores, (size_t)(256 * cores), err);
+    if (s->pool == NULL)
+        return -1;
+    o.host = s->host;
+    o.port = s->port;
+    o.nloops = sv->workers > 0 ? sv->workers : cores;
+    o.tls_cert = s->tls_cert;
+    o.tls_key = s->tls_key;
+    o.max_body = sv->max_body;
+    o.max_headers = sv->max_headers;
+    o.read_timeout = sv->read_timeout;
+    o.max_conns_per_ip = sv->max_conns_per_ip;
+    o.access_log = sv->access_log;
+    o.pool = s->pool;
+    o.is_fast = on_is_fast;
+    o.handle = on_handle;
+    o.handler_arg = s;
+    s->http = srv_http_new(&o, err);
+    if (s->http == NULL)
+        return -1;
+    s->port = srv_http_port(s->http);
+    s->base_url = make_base_url(s);
+    return 0;
+}
+
+/* Verifier, validators, acme/ and crash recovery. */
+static int setup_acme(struct serve *s, char err[ERR_LEN])
+{
+    const struct cfg_attestation *a = &s->cfg->attestation;
+    struct acme_deps deps = {0};
+
+    s->att = att_verifier_new((const char *const *)a->apple_roots, a->napple_roots, err);
+    if (s->att == NULL)
+        return -1;
+    s->val = srv_validator_new(&s->cfg->acme, on_validation_done, s, err);
+    if (s->val == NULL)
+        return -1;
+    deps.cfg = s->cfg;
+    deps.store = s->st;
+    deps.cas = s->cas;
+    deps.ncas = s->cfg->ncas;
+    deps.attest = s->att;
+    deps.base_url = s->base_url;
+    deps.validate = on_validate;
+    deps.validate_arg = s;
+    s->acme = acme_ctx_new(&deps, err);
+    if (s->acme == NULL)
+        return -1;
+    return acme_recover(s->acme, err);
+}
+
+static void write_port_file(const struct serve *s)
+{
+    char *path = xasprintf("%s/port", s->cfg->server.data_dir);
+    FILE *fp = fopen(path, "we");
+    if (fp != NULL) {
+        fprintf(fp, "%d\n", s->port);
+        fclose(fp);
+    }
+    free(path);
+}
+
+static void banner(const struct serve *s)
+{
+    size_t n = 0;
+    char **urls = acme_directory_urls(s->acme, &n);
+    char *root = xasprintf("%s/root.pem", s->cfg->server.data_dir);
+    char abs[PATH_MAX];
+    const char *shown = realpath(root, abs) != NULL ? abs : root;
+
+    printf("attesta %s listening on https://%s%s%s:%d\n", ATTESTA_VERSION,
+           strchr(s->host, ':') != NULL ? "[" : "", s->host,
+           strchr(s->host, ':') != NULL ? "]" : "", s->port);
+    for (size_t i = 0; i < n; i++) {
+        printf("directory: %s\n", urls[i]);
+        free(urls[i]);
+    }
+    free(urls);
+    printf("root CA: %s\n", shown);
+    fflush(stdout);
+    free(root);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct event_base *base = arg;
+    if (sig == SIGHUP) {
+        log_warn("server", "SIGHUP: reload not supported yet");
+        return;
+    }
+    log_info("server", "signal %d: shutting down", (int)sig);
+    event_base_loopbreak(base);
+}
+
+/* Blocks until SIGTERM or SIGINT. */
+static void wait_for_signal(void)
+{
+    struct event_base *base = event_base_new();
+    const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+    struct event *ev[nitems(sigs)] = {0};
+
+    if (base == NULL) {
+        log_err("server", "event_base_new failed; cannot wait for signals");
+        return;
+    }
+    for (size_t i = 0; i < nitems(sigs); i++) {
+        ev[i] = evsignal_new(base, sigs[i], on_signal, base);
+        if (ev[i] != NULL)
+            event_add(ev[i], NULL);
+    }
+    event_base_dispatch(base);
+    for (size_t i = 0; i < nitems(sigs); i++) {
+        if (ev[i] != NULL)
+            event_free(ev[i]);
+    }
+    event_base_free(base);
+}
+
+/*
+ * Reverse order of setup: nothing new comes in, in-flight requests get
+ * shutdown_timeout, the validator stops feeding the pool, the pool drains
+ * (its answers go to requests marked gone), and the store commits last.
+ */
+static void serve_free(struct serve *s)
+{
+    if (s->http != NULL) {
+        srv_http_stop_accepting(s->http);
+        if (!srv_http_wait_idle(s->http, s->cfg->server.shutdown_timeout * 1000))
+            log_warn("server", "shutdown: %zu requests still running after %d s",
+                     srv_http_inflight(s->http), s->cfg->server.shutdown_timeout);
+        srv_http_stop(s->http);
+    }
+    srv_validator_free(s->val);
+    srv_pool_free(s->pool);
+    srv_http_free(s->http);
+    acme_ctx_free(s->acme);
+    att_verifier_free(s->att);
+    store_close(s->st);
+    srv_cas_free(s->cas, s->cfg != NULL ? s->cfg->ncas : 0);
+    cfg_free(s->cfg);
+    free(s->host);
+    free(s->tls_cert);
+    free(s->tls_key);
+    free(s->base_url);
+}
+
+static const char *level_names[] = {"error", "warn", "info", "debug"};
+_Static_assert(nitems(level_names) == LOG_LVL_DEBUG + 1, "level_names covers log levels");
+
+static void apply_log_level(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < nitems(level_names); i++) {
+        if (strcmp(name, level_names[i]) == 0)
+            log_set_level((enum log_level)i);
+    }
+}
+
+int srv_cmd_serve(int argc, char **argv)
+{
+    struct serve s = {0};
+    char err[CFG_ERR_LEN] = "";
+    const char *path = NULL;
+    int rc = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            path = argv[++i];
+        } else {
+            fprintf(stderr, "usage: attesta serve [-c FILE]\n");
+            return 2;
+        }
+    }
+    s.cfg = cfg_load(path, err);
+    if (s.cfg == NULL)
+        goto out;
+    apply_log_level(s.cfg->server.log_level);
+    if (setup_base(&s, err) != 0 || setup_acme(&s, err) != 0 ||
+        srv_http_start(s.http, err) != 0)
+        goto out;
+    write_port_file(&s);
+    banner(&s);
+    wait_for_signal();
+    rc = 0;
+out:
+    if (rc != 0)
+        fprintf(stderr, "attesta serve: %s\n", err);
+    serve_free(&s);
+    return rc;
+}

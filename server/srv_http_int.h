@@ -1,0 +1,98 @@
+/*
+ * Private to srv_http.c (loops, sockets, lifecycle) and srv_reply.c (one
+ * request from evhttp to the handler and back). Not for other modules.
+ *
+ * Threads: each struct srv_loop is touched only by its own loop thread,
+ * except `mu`-protected members, which pool threads and the main thread use
+ * to hand work to the loop (then event_active on `wake`).
+ */
+#ifndef ACMESRV_SRV_HTTP_INT_H
+#define ACMESRV_SRV_HTTP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "acme/acme.h"
+#include "server/srv_plane.h"
+
+struct event_base;
+struct event;
+struct evhttp;
+struct evhttp_bound_socket;
+struct evhttp_request;
+
+#define SRV_PEER_MAX 64   /* longest peer address text */
+#define SRV_METHOD_MAX 16 /* longest method name we copy */
+
+struct srv_req;
+
+struct srv_loop {
+    struct srv_http *h;
+    int idx;
+    pthread_t thread;
+    bool started;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound; /* NULL once no longer accepting */
+    int fd;                            /* listening socket until evhttp owns it */
+    struct event *wake;                /* persistent user event: "look at the mailbox" */
+    /* mailbox, under mu */
+    pthread_mutex_t mu;
+    struct srv_req *done_head, *done_tail; /* answered by the pool, to send */
+    bool want_unbind;
+    bool want_stop;
+};
+
+struct srv_http {
+    struct srv_http_opts o; /* strings owned (copied) */
+    struct ssl_ctx_st *ssl;
+    struct srv_connlimit *cl;
+    FILE *alog; /* NULL = stderr */
+    pthread_mutex_t alog_mu;
+    struct srv_loop *loops;
+    int nloops;
+    int port;
+    bool started;
+    bool stopped;
+    atomic_size_t inflight;
+    atomic_bool closing; /* answers carry "Connection: close" */
+};
+
+/*
+ * One client connection, made at its first request. Freed in the evhttp
+ * close callback, which is also how a pending request learns its peer left.
+ */
+struct srv_conn {
+    struct srv_http *h;
+    struct srv_req *pending; /* request the pool is working on, or NULL */
+    char ip[SRV_PEER_MAX];
+    bool counted; /* holds a srv_connlimit slot */
+};
+
+/* One request; everything the handler sees is a copy owned here. */
+struct srv_req {
+    struct srv_loop *loop;
+    struct evhttp_request *req; /* NULL once the connection went away */
+    struct srv_conn *conn;      /* NULL once the connection went away */
+    int64_t t0;                 /* clk_mono_ms at arrival */
+    bool head;                  /* HEAD: no body is sent */
+    char method[SRV_METHOD_MAX];
+    char peer[SRV_PEER_MAX];
+    char *path;
+    char *content_type;
+    unsigned char *body;
+    struct acme_request areq;
+    struct acme_response resp;
+    struct srv_req *next; /* mailbox link */
+};
+
+/* srv_reply.c */
+/* The evhttp generic callback (arg = struct srv_loop *). */
+void srv_reply_on_request(struct evhttp_request *req, void *arg);
+/* Sends (or drops, when its peer left) an answer the pool finished, then frees it. */
+void srv_reply_deliver(struct srv_req *r);
+/* Frees a request that will never be answered (shutdown). NULL-safe. */
+void srv_req_free(struct srv_req *r);
+
+#endif

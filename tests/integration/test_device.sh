@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# device-attest-01 end to end: attesta-device-sim enrolls like an Apple device through
+# /acme/devices/directory with an Apple-like test CA the server is told to trust; every
+# injected failure is refused with its problem type and issues nothing.
+. "$(dirname "$0")/lib.sh"
+: "${SIM_BIN:?SIM_BIN must point at attesta-device-sim}"
+command -v sqlite3 >/dev/null || { echo "skip: sqlite3 missing"; exit 77; }
+
+DNS_PORT=$(free_port)   # no DNS needed: device-attest-01 makes no outbound lookups
+"$SIM_BIN" ca-init --apple-ca "$T/apple" >/dev/null || fail "sim ca-init"
+write_config 80 443 "attestation:
+  apple:
+    roots: [\"$T/apple/apple-root.pem\"]"
+start_attesta
+DIR="$BASE/acme/devices/directory"
+
+certs() { sqlite3 "$T/data/attesta.db" "SELECT count(*) FROM records WHERE kind = 3;"; }
+sim() { "$SIM_BIN" enroll --directory "$DIR" --trust "$ROOT" --apple-ca "$T/apple" "$@"; }
+
+sim --serial C02XK0SIMUL8 --udid 00008103-001A2B3C4D5E6F70 --out "$T/dev.pem" >"$T/ok.out" 2>&1 \
+  || { cat "$T/ok.out"; fail "device enrollment"; }
+grep -q "result: issued" "$T/ok.out" || fail "no issued line"
+openssl x509 -in "$T/dev.pem" -noout -text >"$T/dev.txt"
+grep -q "TLS Web Client Authentication" "$T/dev.txt" || fail "device cert lacks clientAuth"
+openssl asn1parse -in "$T/dev.pem" >"$T/dev.asn1"
+grep -q "C02XK0SIMUL8" "$T/dev.asn1" || fail "device cert lacks the serial"
+grep -q "1.3.6.1.5.5.7.8.3\|permanentIdentifier\|Permanent Identifier" "$T/dev.txt" "$T/dev.asn1" \
+  || fail "device cert lacks the permanent-identifier SAN"
+pass "simulated device enrolls (serial identifier, P-384 key)"
+
+sim --serial C02XK0SIMUL9 --udid 00008103-0000000000000001 --identifier udid --key p256 \
+  >"$T/udid.out" 2>&1 || { cat "$T/udid.out"; fail "UDID enrollment"; }
+pass "simulated device enrolls (UDID identifier, P-256 key)"
+
+sim --serial C02XK0SHORTS --udid 00008103-0000000000000002 --fault short-sig >"$T/short.out" 2>&1 \
+  || { cat "$T/short.out"; fail "63-byte ES256 signatures refused"; }
+pass "63-byte ES256 signatures accepted (Apple quirk)"
+
+base=$(certs)
+while read -r fault want; do
+  set +e
+  sim --serial C02XKFAULT01 --udid 00008103-00000000000000FF --fault "$fault" >"$T/$fault.out" 2>&1
+  rc=$?
+  set -e
+  [ $rc -eq 1 ] || { cat "$T/$fault.out"; fail "$fault: exit $rc, want 1 (refused)"; }
+  grep -q "type=$want " "$T/$fault.out" || { cat "$T/$fault.out"; fail "$fault: want $want"; }
+  [ "$(certs)" = "$base" ] || fail "$fault: a certificate was issued"
+  pass "$fault refused with $want"
+done <<'FAULTS'
+wrong-nonce badAttestationStatement
+no-nonce badAttestationStatement
+other-serial badAttestationStatement
+untrusted-root badAttestationStatement
+expired-leaf badAttestationStatement
+not-yet-valid badAttestationStatement
+truncated-cbor badAttestationStatement
+garbage-cbor badAttestationStatement
+error-member badAttestationStatement
+csr-other-key badCSR
+FAULTS
+
+# A device order on the default (dns/ip) directory is refused.
+set +e
+"$SIM_BIN" enroll --directory "$BASE/acme/default/directory" --trust "$ROOT" --apple-ca "$T/apple" \
+  --serial C02XK0SIMUL8 >"$T/wrongdir.out" 2>&1
+rc=$?
+set -e
+[ $rc -eq 1 ] && grep -q "step=newOrder" "$T/wrongdir.out" || { cat "$T/wrongdir.out"; fail "permanent-identifier accepted on the default directory"; }
+pass "permanent-identifier refused on the dns/ip directory"
+
+# The mobileconfig for the devices policy parses with a real plist parser.
+"$ATTESTA_BIN" profile --policy devices -c "$T/config.yaml" --out "$T/devices.mobileconfig" \
+  || fail "attesta profile"
+/usr/bin/python3 - "$T/devices.mobileconfig" <<'PY' || fail "profile does not parse or lacks keys"
+import plistlib, sys
+p = plistlib.load(open(sys.argv[1], "rb"))
+root, acme = p["PayloadContent"]
+assert root["PayloadType"] == "com.apple.security.root" and len(root["PayloadContent"]) > 100
+assert acme["PayloadType"] == "com.apple.security.acme"
+assert acme["DirectoryURL"].endswith("/acme/devices/directory")
+assert acme["HardwareBound"] is True and acme["Attest"] is True
+assert acme["KeyType"] == "ECSECPrimeRandom" and acme["KeySize"] == 384
+assert acme["ClientIdentifier"] == "$SERIALNUMBER"
+assert acme["ExtendedKeyUsage"] == ["1.3.6.1.5.5.7.3.2"]
+PY
+pass "attesta profile writes a valid .mobileconfig"

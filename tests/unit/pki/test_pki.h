@@ -1,0 +1,35 @@
+/* Shared declarations of the pki unit tests (one executable, one group per file). */
+#ifndef ACMESRV_TEST_PKI_H
+#define ACMESRV_TEST_PKI_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "pki/pki.h"
+#include "pki/pki_int.h"
+
+#define FIXTURE_DIR ATTESTA_SOURCE_DIR "/tests/fixtures/pki"
+
+int test_pki_jwk_run(void);
+int test_pki_jws_run(void);
+int test_pki_csr_run(void);
+int test_pki_ca_run(void);
+int test_pki_issue_run(void);
+int test_pki_tlsalpn_run(void);
+
+/* Reads a fixture file into a new buffer; fails the test when missing. */
+unsigned char *tp_fixture(const char *name, size_t *len);
+/* A fresh private temporary directory (caller frees the path, tp_rmdir removes it). */
+char *tp_tmpdir(void);
+void tp_rmdir(const char *dir);
+/* A CA made with pki_ca_init_dir in a temp dir and loaded from its intermediate. */
+struct pki_ca *tp_ca_new(char **dir);
+/* DER of a CSR for key with the given DNS SANs (NULL-terminated list), signed by key. */
+unsigned char *tp_csr_der(EVP_PKEY *key, const char *cn, const char *const *dns, size_t *len);
+/* The certificate in a PEM string. */
+X509 *tp_pem_cert(const char *pem);
+
+#endif

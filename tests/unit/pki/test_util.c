@@ -1,0 +1,106 @@
+/* Helpers shared by the pki unit tests: fixtures, temp dirs, test CAs and CSRs. */
+#include "test_pki.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+unsigned char *tp_fixture(const char *name, size_t *len)
+{
+    char path[512], err[ERR_LEN];
+    char *data = NULL;
+    snprintf(path, sizeof(path), "%s/%s", FIXTURE_DIR, name);
+    assert_int_equal(pki_read_file(path, 1 << 20, false, &data, len, err), 0);
+    return (unsigned char *)data;
+}
+
+char *tp_tmpdir(void)
+{
+    char tmpl[] = "/tmp/attesta-pki-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    return xstrdup(tmpl);
+}
+
+void tp_rmdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char *p = xasprintf("%s/%s", dir, e->d_name);
+        unlink(p);
+        free(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+struct pki_ca *tp_ca_new(char **dirp)
+{
+    char err[ERR_LEN];
+    char *dir = tp_tmpdir();
+    assert_int_equal(pki_ca_init_dir(dir, "Test", err), 0);
+    char *cert = xasprintf("%s/intermediate.pem", dir);
+    char *key = xasprintf("%s/intermediate.key", dir);
+    char *root = xasprintf("%s/root.pem", dir);
+    struct pki_ca *ca = pki_ca_load("test", cert, key, root, err);
+    if (ca == NULL)
+        fail_msg("pki_ca_load: %s", err);
+    free(cert);
+    free(key);
+    free(root);
+    *dirp = dir;
+    return ca;
+}
+
+unsigned char *tp_csr_der(EVP_PKEY *key, const char *cn, const char *const *dns, size_t *len)
+{
+    X509_REQ *req = X509_REQ_new();
+    assert_non_null(req);
+    assert_int_equal(X509_REQ_set_pubkey(req, key), 1);
+    if (cn != NULL)
+        assert_int_equal(X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN",
+                                                    MBSTRING_UTF8, (const unsigned char *)cn,
+                                                    -1, -1, 0),
+                         1);
+    if (dns != NULL && dns[0] != NULL) {
+        GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+        for (size_t i = 0; dns[i] != NULL; i++) {
+            GENERAL_NAME *gn = GENERAL_NAME_new();
+            ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+            ASN1_STRING_set(s, dns[i], -1);
+            GENERAL_NAME_set0_value(gn, GEN_DNS, s);
+            sk_GENERAL_NAME_push(gens, gn);
+        }
+        STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+        X509V3_add1_i2d(&exts, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT);
+        assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
+        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+        GENERAL_NAMES_free(gens);
+    }
+    const EVP_MD *md = EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
+    assert_true(X509_REQ_sign(req, key, md) > 0);
+    unsigned char *der = NULL;
+    int n = i2d_X509_REQ(req, &der);
+    assert_true(n > 0);
+    X509_REQ_free(req);
+    *len = (size_t)n;
+    return pki_ossl_to_heap(der, (size_t)n);
+}
+
+X509 *tp_pem_cert(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    assert_non_null(x);
+    return x;
+}

@@ -1,0 +1,322 @@
+/*
+ * test_validate.c: unit_validate. Table-driven rows run the real validator
+ * thread against real local servers (test_validate_srv.c): http-01, dns-01
+ * and tls-alpn-01 outcomes, retries, timeouts; plus table tests of the pure
+ * DNS and HTTP response parsers with malformed input.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "acme/acme.h"
+#include "config/config.h"
+#include "server/srv_validate_int.h"
+#include "test_validate_srv.h"
+
+static struct tsrv g_http, g_dns, g_tls;
+static int g_hang_fd, g_hang_port, g_refused_port;
+
+struct result {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int n;
+    bool ok;
+    char type[32];
+    char detail[ACME_DETAIL_LEN];
+};
+
+static void done_cb(void *arg, struct acme_validation *v, bool ok, const struct acme_problem *prob)
+{
+    struct result *r = arg;
+    pthread_mutex_lock(&r->mu);
+    r->n++;
+    r->ok = ok;
+    snprintf(r->type, sizeof(r->type), "%s", prob != NULL && prob->type ? prob->type : "");
+    snprintf(r->detail, sizeof(r->detail), "%s", prob != NULL ? prob->detail : "");
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    free(v);
+}
+
+/* Waits until n results arrived; false after 20 s so a hang fails the test. */
+static bool wait_results(struct result *r, int n)
+{
+    struct timespec ts;
+    bool got;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 20;
+    pthread_mutex_lock(&r->mu);
+    while (r->n < n && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
+        ;
+    got = r->n >= n;
+    pthread_mutex_unlock(&r->mu);
+    return got;
+}
+
+enum port_kind { P_GOOD, P_HANG, P_REFUSED };
+
+struct vrow {
+    const char *name;
+    enum acme_chall_type type;
+    const char *ident;
+    bool is_ip;
+    const char *token;
+    enum port_kind pk;
+    int timeout;
+    bool ok;
+    const char *ptype;      /* expected problem type when !ok */
+    const char *detail_has; /* substring of the detail, or NULL */
+};
+
+static const struct vrow rows[] = {
+    {"http ok", ACME_CH_HTTP01, "ok.test", false, "tok-ok", P_GOOD, 5, true, NULL, NULL},
+    {"http ip literal", ACME_CH_HTTP01, "127.0.0.1", true, "tok-ok", P_GOOD, 5, true, NULL, NULL},
+    {"http wrong body", ACME_CH_HTTP01, "ok.test", false, "tok-wrong", P_GOOD, 5, false,
+     "incorrectResponse", "got \"nope\\x01\\x22\""},
+    {"http 404", ACME_CH_HTTP01, "ok.test", false, "tok-404", P_GOOD, 5, false,
+     "incorrectResponse", "status 404"},
+    {"http redirect absolute", ACME_CH_HTTP01, "ok.test", false, "tok-redir", P_GOOD, 5, true,
+     NULL, NULL},
+    {"http redirect relative, chunked", ACME_CH_HTTP01, "ok.test", false, "tok-redir-rel",
+     P_GOOD, 5, true, NULL, NULL},
+    {"http redirect to https", ACME_CH_HTTP01, "ok.test", false, "tok-redir-https", P_GOOD, 5,
+     false, "connection", "https"},
+    {"http redirect loop", ACME_CH_HTTP01, "ok.test", false, "tok-loop", P_GOOD, 5, false,
+     "connection", "Too many redirects"},
+    {"http chunked", ACME_CH_HTTP01, "ok.test", false, "tok-chunked", P_GOOD, 5, true, NULL, NULL},
+    {"http body too big", ACME_CH_HTTP01, "ok.test", false, "tok-big", P_GOOD, 5, false,
+     "incorrectResponse", "larger than 8192"},
+    {"http refused", ACME_CH_HTTP01, "ok.test", false, "tok-ok", P_REFUSED, 5, false,
+     "connection", "Connecting to ok.test"},
+    {"http timeout", ACME_CH_HTTP01, "ok.test", false, "tok-ok", P_HANG, 1, false, "connection",
+     "no answer in 1s"},
+    {"http nxdomain", ACME_CH_HTTP01, "nx.test", false, "tok-ok", P_GOOD, 5, false, "dns",
+     "NXDOMAIN"},
+    {"dns ok", ACME_CH_DNS01, "ok.test", false, NULL, P_GOOD, 5, true, NULL, NULL},
+    {"dns via cname", ACME_CH_DNS01, "cname.test", false, NULL, P_GOOD, 5, true, NULL, NULL},
+    {"dns spoofed id ignored", ACME_CH_DNS01, "spoof.test", false, NULL, P_GOOD, 5, true, NULL,
+     NULL},
+    {"dns wrong txt", ACME_CH_DNS01, "wrong.test", false, NULL, P_GOOD, 5, false,
+     "incorrectResponse", "wrong-value"},
+    {"dns no txt", ACME_CH_DNS01, "empty.test", false, NULL, P_GOOD, 5, false, "unauthorized",
+     "No TXT record"},
+    {"dns nxdomain", ACME_CH_DNS01, "nx.test", false, NULL, P_GOOD, 5, false, "dns", "NXDOMAIN"},
+    {"dns servfail", ACME_CH_DNS01, "servfail.test", false, NULL, P_GOOD, 5, false, "dns",
+     "SERVFAIL"},
+    {"dns truncated answer", ACME_CH_DNS01, "trunc.test", false, NULL, P_GOOD, 5, false, "dns",
+     "malformed"},
+    {"dns compression loop", ACME_CH_DNS01, "loop.test", false, NULL, P_GOOD, 5, false, "dns",
+     "compression pointer"},
+    {"dns resolver silent", ACME_CH_DNS01, "ok.test", false, NULL, P_REFUSED, 2, false, "dns",
+     NULL},
+    {"tls ok", ACME_CH_TLSALPN01, "ok.test", false, NULL, P_GOOD, 5, true, NULL, NULL},
+    {"tls ip (reverse SNI)", ACME_CH_TLSALPN01, "127.0.0.1", true, NULL, P_GOOD, 5, true, NULL,
+     NULL},
+    {"tls no alpn", ACME_CH_TLSALPN01, "noalpn.test", false, NULL, P_GOOD, 5, false,
+     "unauthorized", "ALPN"},
+    {"tls wrong hash", ACME_CH_TLSALPN01, "badhash.test", false, NULL, P_GOOD, 5, false,
+     "unauthorized", "Incorrect validation certificate"},
+    {"tls missing extension", ACME_CH_TLSALPN01, "noext.test", false, NULL, P_GOOD, 5, false,
+     "unauthorized", "Incorrect validation certificate"},
+    {"tls unknown sni", ACME_CH_TLSALPN01, "other.test", false, NULL, P_GOOD, 5, false, "tls",
+     "handshake"},
+    {"tls refused", ACME_CH_TLSALPN01, "ok.test", false, NULL, P_REFUSED, 5, false, "connection",
+     NULL},
+    {"tls timeout", ACME_CH_TLSALPN01, "ok.test", false, NULL, P_HANG, 1, false, "connection",
+     "Timeout"},
+};
+
+static struct acme_validation *make_v(const struct vrow *r)
+{
+    struct acme_validation *v = calloc(1, sizeof(*v));
+    snprintf(v->chall_id, sizeof(v->chall_id), "%s", r->name);
+    v->type = r->type;
+    snprintf(v->identifier, sizeof(v->identifier), "%s", r->ident);
+    v->is_ip = r->is_ip;
+    snprintf(v->token, sizeof(v->token), "%s", r->token != NULL ? r->token : "tok");
+    snprintf(v->key_authz, sizeof(v->key_authz), "%s", T_KEYAUTH);
+    EVP_Digest(T_KEYAUTH, strlen(T_KEYAUTH), v->key_authz_sha256, NULL, EVP_sha256(), NULL);
+    snprintf(v->dns01_txt, sizeof(v->dns01_txt), "%s", T_DNS_TXT);
+    return v;
+}
+
+static struct srv_validator *make_val(const struct vrow *r, int attempts, struct result *res)
+{
+    char resolver[64], err[256];
+    struct cfg_acme cfg;
+    struct srv_validator *val;
+    int port = r->pk == P_HANG ? g_hang_port : r->pk == P_REFUSED ? g_refused_port : 0;
+
+    memset(&cfg, 0, sizeof(cfg));
+    /* "resolver silent": a port where no DNS server answers. */
+    snprintf(resolver, sizeof(resolver), "127.0.0.1:%d",
+             r->type == ACME_CH_DNS01 && r->pk == P_REFUSED ? g_refused_port : g_dns.port);
+    cfg.resolver = resolver;
+    cfg.http01_port = port != 0 ? port : g_http.port;
+    cfg.tls_alpn01_port = port != 0 ? port : g_tls.port;
+    cfg.validation_attempts = attempts;
+    cfg.validation_timeout = r->timeout;
+    cfg.validation_retry_delay = 1;
+    val = srv_validator_new(&cfg, done_cb, res, err);
+    if (val == NULL)
+        print_error("srv_validator_new: %s\n", err);
+    return val;
+}
+
+static void test_rows(void **state)
+{
+    for (size_t i = 0; i < nitems(rows); i++) {
+        const struct vrow *r = &rows[i];
+        struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+        struct srv_validator *val = make_val(r, 1, &res);
+        assert_non_null(val);
+        srv_validator_submit(val, make_v(r));
+        bool got = wait_results(&res, 1);
+        srv_validator_free(val);
+        print_message("[ row      ] %-32s ok=%d %s: %s\n", r->name, res.ok, res.type, res.detail);
+        assert_true(got);
+        assert_int_equal(res.ok, r->ok);
+        if (!r->ok) {
+            assert_string_equal(res.type, r->ptype);
+            if (r->detail_has != NULL && strstr(res.detail, r->detail_has) == NULL)
+                fail_msg("row %s: detail lacks \"%s\"", r->name, r->detail_has);
+        }
+    }
+}
+
+static void test_http_request_shape(void **state)
+{
+    struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct srv_validator *val = make_val(&rows[0], 1, &res);
+    assert_non_null(val);
+    srv_validator_submit(val, make_v(&rows[0]));
+    assert_true(wait_results(&res, 1));
+    srv_validator_free(val);
+    assert_string_equal(g_http.last_host, "ok.test");
+}
+
+static void test_tls_client_hello(void **state)
+{
+    const struct vrow *r = NULL;
+    struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    for (size_t i = 0; i < nitems(rows); i++)
+        if (strcmp(rows[i].name, "tls ok") == 0)
+            r = &rows[i];
+    assert_non_null(r);
+    struct srv_validator *val = make_val(r, 1, &res);
+    srv_validator_submit(val, make_v(r));
+    assert_true(wait_results(&res, 1));
+    srv_validator_free(val);
+    assert_true(res.ok);
+    usleep(200 * 1000); /* the server thread records after the handshake */
+    pthread_mutex_lock(&g_tls.mu);
+    assert_string_equal(g_tls.last_host, "ok.test");
+    assert_string_equal(g_tls.last_alpn, "acme-tls/1");
+    assert_int_equal(g_tls.hits[1], 0); /* no application data, RFC 8737 §4 */
+    pthread_mutex_unlock(&g_tls.mu);
+}
+
+/* attempts = 2: the responder sees two requests, spaced by the retry delay. */
+static void test_retries(void **state)
+{
+    const struct vrow *r = &rows[2]; /* http wrong body */
+    struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    int before = tsrv_http_hits(&g_http, "tok-wrong");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct srv_validator *val = make_val(r, 2, &res);
+    srv_validator_submit(val, make_v(r));
+    assert_true(wait_results(&res, 1));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    srv_validator_free(val);
+    assert_false(res.ok);
+    assert_int_equal(res.n, 1);
+    assert_int_equal(tsrv_http_hits(&g_http, "tok-wrong") - before, 2);
+    assert_true(t1.tv_sec - t0.tv_sec >= 1 || t1.tv_nsec >= t0.tv_nsec);
+}
+
+/* Many submits from several threads at once all complete, each exactly once. */
+static void *submit_main(void *arg)
+{
+    struct srv_validator *val = arg;
+    for (int i = 0; i < 10; i++)
+        srv_validator_submit(val, make_v(i % 2 ? &rows[0] : &rows[13]));
+    return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+    struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct srv_validator *val = make_val(&rows[0], 1, &res);
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&th[i], NULL, submit_main, val);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    assert_true(wait_results(&res, 30));
+    srv_validator_free(val);
+    assert_int_equal(res.n, 30);
+}
+
+/* Free with validations still in flight: no callback, no leak, no hang. */
+static void test_free_in_flight(void **state)
+{
+    const struct vrow *r = NULL;
+    struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    for (size_t i = 0; i < nitems(rows); i++)
+        if (strcmp(rows[i].name, "http timeout") == 0)
+            r = &rows[i];
+    struct srv_validator *val = make_val(r, 3, &res);
+    for (int i = 0; i < 5; i++)
+        srv_validator_submit(val, make_v(r));
+    usleep(100 * 1000);
+    srv_validator_free(val);
+    assert_int_equal(res.n, 0);
+}
+
+static int setup(void **state)
+{
+    if (tsrv_http_start(&g_http) != 0 || tsrv_dns_start(&g_dns) != 0 ||
+        tsrv_tls_start(&g_tls) != 0)
+        return -1;
+    g_hang_fd = tsrv_hang_open(&g_hang_port);
+    g_refused_port = tsrv_refused_port();
+    return g_hang_fd < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    tsrv_stop(&g_http);
+    tsrv_stop(&g_dns);
+    tsrv_stop(&g_tls);
+    close(g_hang_fd);
+    return 0;
+}
+
+void test_validate_parsers_dns(void **state);
+void test_validate_parsers_http(void **state);
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validate_parsers_dns),
+        cmocka_unit_test(test_validate_parsers_http),
+        cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_http_request_shape),
+        cmocka_unit_test(test_tls_client_hello),
+        cmocka_unit_test(test_retries),
+        cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_free_in_flight),
+    };
+    log_set_level(LOG_LVL_WARN);
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
