@@ -146,7 +146,8 @@ domain_ok(const char *d)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
               (*p >= '0' && *p <= '9') || *p == '-'))
             return false;
-        if (++label > 63 || (label == 1 && *p == '-'))
+        label++;
+        if (label > 63 || (label == 1 && *p == '-'))
             return false;
     }
     return label > 0 && p[-1] != '-' && dots > 0;
@@ -198,7 +199,8 @@ acme_contact_check(const cJSON *contact, struct acme_problem *prob)
             acme_problem_set(prob, "malformed", 400, "contact entries must be strings");
             return -1;
         }
-        if (++n > ACME_MAX_CONTACTS) {
+        n++;
+        if (n > ACME_MAX_CONTACTS) {
             acme_problem_set(prob, "invalidContact", 400, "at most %d contacts",
                              ACME_MAX_CONTACTS);
             return -1;
@@ -404,11 +406,13 @@ acme_h_account(struct acme_rq *rq, struct acme_problem *prob)
         rec.data = acme_account_serialize(a);
         w = (struct store_write){.op = STORE_UPDATE, .rec = &rec, .expect_version = a->version};
         st = store_commit(rq->ctx->store, &w, 1, err);
+        if (st == 1) {
+            acme_problem_set(prob, "malformed", 409, "account changed concurrently; retry");
+            goto out;
+        }
         if (st != 0) {
-            if (st < 0)
-                log_err("acme", "account %s update: %s", a->id, err);
-            acme_problem_set(prob, st == 1 ? "malformed" : "serverInternal", st == 1 ? 409 : 500,
-                             "%s", st == 1 ? "account changed concurrently; retry" : "storage error");
+            log_err("acme", "account %s update: %s", a->id, err);
+            acme_problem_set(prob, "serverInternal", 500, "storage error");
             goto out;
         }
         if (strcmp(a->status, "deactivated") == 0)

@@ -123,6 +123,15 @@ bool acme_is_fast(const struct acme_ctx *ctx, const struct acme_request *req);
 void acme_handle(struct acme_ctx *ctx, const struct acme_request *req, struct acme_response *resp);
 
 /*
+ * Answers req with prob as a problem document carrying the same protocol
+ * headers as every other answer (Replay-Nonce, Link index, CORS). For errors
+ * the transport detects before acme_handle could see the request (body too
+ * large, method, overload). Safe on any thread; touches no store.
+ */
+void acme_respond_problem(struct acme_ctx *ctx, const struct acme_request *req,
+                          const struct acme_problem *prob, struct acme_response *resp);
+
+/*
  * Completes a validation: ok, or failed with prob (type/detail for the
  * challenge's error). Updates challenge, authorization and order atomically.
  * May block on the store. Frees v.

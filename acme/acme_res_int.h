@@ -55,21 +55,21 @@ struct acme_attested {
 struct acme_chall {
     char id[ACME_MAX_ID];
     enum acme_chall_type type;
-    char token[64];
-    char status[16];          /* pending | processing | valid | invalid */
-    int64_t validated;        /* 0 unless valid */
-    char key_authz[256];      /* stored when processing starts (CH-1), "" before */
-    cJSON *error;             /* problem document (owned) or NULL */
+    char token[128];     /* base64url; sized like acme_validation.token */
+    char status[16];     /* pending | processing | valid | invalid */
+    int64_t validated;   /* 0 unless valid */
+    char key_authz[256]; /* stored when processing starts (CH-1), "" before */
+    cJSON *error;        /* problem document (owned) or NULL */
 };
 
 struct acme_authz {
     char id[ACME_MAX_ID];
     char owner[ACME_MAX_ID];
-    char status[16];          /* as stored; see acme_authz_status() */
+    char status[16]; /* as stored; see acme_authz_status() */
     int64_t created, expires, version;
     char policy[40];
     char order[ACME_MAX_ID];
-    struct acme_ident ident;  /* without "*." */
+    struct acme_ident ident; /* without "*." */
     bool wildcard;
     struct acme_chall ch[ACME_MAX_CHALLS];
     size_t nch;
@@ -79,30 +79,30 @@ struct acme_authz {
 struct acme_order {
     char id[ACME_MAX_ID];
     char owner[ACME_MAX_ID];
-    char status[16];          /* as stored; see acme_order_status() */
+    char status[16]; /* as stored; see acme_order_status() */
     int64_t created, expires, version;
     char policy[40];
-    struct acme_ident *ids;   /* owned */
+    struct acme_ident *ids; /* owned */
     size_t nids;
     char (*authz)[ACME_MAX_ID]; /* owned, parallel to ids */
     size_t nauthz;
     int64_t not_before, not_after; /* 0 = not requested */
-    cJSON *error;             /* owned or NULL */
-    char cert_serial[41];     /* "" until valid */
+    cJSON *error;                  /* owned or NULL */
+    char cert_serial[41];          /* "" until valid */
 };
 
 struct acme_cert {
-    char serial[41];          /* store id */
+    char serial[41]; /* store id */
     char owner[ACME_MAX_ID];
-    char status[16];          /* valid | revoked */
-    char spki[65];            /* store lookup: SHA-256 of the certificate key, hex */
+    char status[16]; /* valid | revoked */
+    char spki[65];   /* store lookup: SHA-256 of the certificate key, hex */
     int64_t created, expires, version;
     char order[ACME_MAX_ID];
     char policy[40];
     char ca[64];
-    char *pem;                /* leaf + chain (owned) */
+    char *pem; /* leaf + chain (owned) */
     int64_t not_before, not_after;
-    int reason;               /* -1 when revoked without a reason, or not revoked */
+    int reason; /* -1 when revoked without a reason, or not revoked */
     int64_t revoked_at;
 };
 
@@ -163,7 +163,8 @@ int acme_res_settle(struct acme_ctx *ctx, const char *authz_id, const char *chal
                     const struct acme_problem *fail, const struct acme_attested *att,
                     struct acme_authz *out, struct acme_problem *prob);
 /* Fills rq->resp with the challenge JSON, `Link: <authz>;rel="up"` and Retry-After. */
-void acme_chall_respond(struct acme_rq *rq, const struct acme_authz *a, const struct acme_chall *ch);
+void acme_chall_respond(struct acme_rq *rq, const struct acme_authz *a,
+                        const struct acme_chall *ch);
 /* A validation request for a network challenge (key authorization already stored). */
 struct acme_validation *acme_validation_build(const struct acme_authz *a,
                                               const struct acme_chall *ch);

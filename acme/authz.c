@@ -12,17 +12,26 @@
 #include <string.h>
 
 const char *const acme_id_type_str[ACME_ID__MAX] = {
-    "dns", "ip", "permanent-identifier", "hardware-module",
+    "dns",
+    "ip",
+    "permanent-identifier",
+    "hardware-module",
 };
 _Static_assert(nitems(acme_id_type_str) == ACME_ID__MAX, "identifier type names");
 
 const char *const acme_chall_type_str[ACME_CH__MAX] = {
-    "http-01", "dns-01", "tls-alpn-01", "device-attest-01",
+    "http-01",
+    "dns-01",
+    "tls-alpn-01",
+    "device-attest-01",
 };
 _Static_assert(nitems(acme_chall_type_str) == ACME_CH__MAX, "challenge type names");
 
 static const unsigned id_type_flag[ACME_ID__MAX] = {
-    CFG_ID_DNS, CFG_ID_IP, CFG_ID_PERMANENT, CFG_ID_HARDWARE,
+    CFG_ID_DNS,
+    CFG_ID_IP,
+    CFG_ID_PERMANENT,
+    CFG_ID_HARDWARE,
 };
 
 int
@@ -104,7 +113,7 @@ punycode_ok(const char *s, size_t len)
         bias = k + (36 * delta) / (delta + 38);
         n += i / out;
         i %= out;
-        if (n > 0x10FFFF || (n >= 0xD800 && n <= 0xDFFF) || n < 128)
+        if (n > 0x10FFFF || (n >= 0xD800 && n <= 0xDFFF) || n < 0xA0)
             return false;
         i++;
     }
@@ -327,7 +336,8 @@ authz_parse_data(struct acme_authz *a, const char *data)
     acme_strlcpy(a->ident.value, acme_json_str(id, "value"), sizeof(a->ident.value));
     a->wildcard = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "wildcard"));
     chs = cJSON_GetObjectItemCaseSensitive(root, "challenges");
-    cJSON_ArrayForEach(c, chs) {
+    cJSON_ArrayForEach(c, chs)
+    {
         if (a->nch >= ACME_MAX_CHALLS || chall_parse(c, &a->ch[a->nch]) != 0)
             goto out;
         a->nch++;
@@ -487,8 +497,10 @@ deactivate(struct acme_rq *rq, struct acme_authz *a, struct acme_problem *prob)
     struct acme_problem why = {0};
     int rc = -1, crc;
 
-    if (strcmp(acme_authz_status(a), "pending") != 0 && strcmp(acme_authz_status(a), "valid") != 0) {
-        acme_problem_set(prob, "malformed", 400, "only a pending or valid authorization can be deactivated");
+    if (strcmp(acme_authz_status(a), "pending") != 0 &&
+        strcmp(acme_authz_status(a), "valid") != 0) {
+        acme_problem_set(prob, "malformed", 400,
+                         "only a pending or valid authorization can be deactivated");
         return -1;
     }
     if (acme_order_load(rq->ctx, a->order, &o, prob) != 0) {
@@ -533,7 +545,8 @@ acme_h_authz(struct acme_rq *rq, struct acme_problem *prob)
         goto out;
     }
     if (strcmp(a.owner, rq->acct.id) != 0) {
-        acme_problem_set(prob, "unauthorized", 403, "this authorization belongs to another account");
+        acme_problem_set(prob, "unauthorized", 403,
+                         "this authorization belongs to another account");
         goto out;
     }
     if (!rq->jws.post_as_get) {

@@ -79,8 +79,8 @@ others_valid(struct acme_ctx *ctx, const struct acme_order *o, const char *done_
 
 /* Applies the result to a loaded authz and its order (in memory). 0/-1. */
 static int
-apply_result(struct acme_ctx *ctx, struct acme_authz *a, size_t idx, struct acme_order *o,
-             bool ok, const struct acme_problem *fail, const struct acme_attested *att,
+apply_result(struct acme_ctx *ctx, struct acme_authz *a, size_t idx, struct acme_order *o, bool ok,
+             const struct acme_problem *fail, const struct acme_attested *att,
              struct acme_problem *prob)
 {
     struct acme_chall *ch = &a->ch[idx];
@@ -129,7 +129,8 @@ settle_once(struct acme_ctx *ctx, const char *authz_id, const char *chall_id, bo
 
     idx = acme_authz_load(ctx, authz_id, &a, prob) == 0 ? acme_authz_find_chall(&a, chall_id) : -1;
     if (idx < 0) {
-        acme_problem_set(prob, "serverInternal", 500, "challenge %s/%s vanished", authz_id, chall_id);
+        acme_problem_set(prob, "serverInternal", 500, "challenge %s/%s vanished", authz_id,
+                         chall_id);
         goto out;
     }
     st = a.ch[idx].status;
@@ -204,7 +205,7 @@ start_once(struct acme_rq *rq, struct acme_authz *a, const char *chall_id,
            struct acme_problem *prob)
 {
     struct store_rec rec;
-    char *data = NULL, err[ERR_LEN] = "";
+    char *data = NULL, err[ERR_LEN] = "", ka[sizeof(a->ch[0].key_authz)];
     struct acme_chall *ch;
     int rc, idx = acme_authz_find_chall(a, chall_id);
     size_t i;
@@ -218,11 +219,12 @@ start_once(struct acme_rq *rq, struct acme_authz *a, const char *chall_id,
         if (strcmp(a->ch[i].status, "processing") == 0)
             return 2; /* one validation per authorization at a time */
     /* CH-1: the key authorization uses the account key current at response time. */
-    snprintf(ch->key_authz, sizeof(ch->key_authz), "%s.%s", ch->token, rq->acct.thumbprint);
+    snprintf(ka, sizeof(ka), "%s.%s", ch->token, rq->acct.thumbprint);
+    acme_strlcpy(ch->key_authz, ka, sizeof(ch->key_authz));
     acme_strlcpy(ch->status, "processing", sizeof(ch->status));
     acme_authz_rec(a, &rec, &data);
-    rc = store_commit(rq->ctx->store, &(struct store_write){STORE_UPDATE, &rec, a->version}, 1,
-                      err);
+    rc =
+        store_commit(rq->ctx->store, &(struct store_write){STORE_UPDATE, &rec, a->version}, 1, err);
     free(data);
     if (rc < 0)
         acme_store_problem(prob, "starting a validation", err);

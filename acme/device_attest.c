@@ -24,7 +24,8 @@ decode_attobj(const cJSON *payload, unsigned char **cbor, size_t *len, struct ac
 
     *cbor = NULL;
     if (b64 == NULL || b64[0] == '\0') {
-        acme_problem_set(prob, "malformed", 400, "device-attest-01 needs a non-empty attObj string");
+        acme_problem_set(prob, "malformed", 400,
+                         "device-attest-01 needs a non-empty attObj string");
         return -1;
     }
     n = strnlen(b64, ATTOBJ_B64_MAX + 1);
@@ -67,8 +68,8 @@ verify(struct acme_rq *rq, const struct acme_authz *a, const struct acme_chall *
 
 /* Settles a refusal and turns it into the answer (DA-15, DA-16). */
 static int
-refuse(struct acme_rq *rq, const struct acme_authz *a, const struct acme_chall *ch,
-       const char *why, bool identity, struct acme_problem *prob)
+refuse(struct acme_rq *rq, const struct acme_authz *a, const struct acme_chall *ch, const char *why,
+       bool identity, struct acme_problem *prob)
 {
     struct acme_problem fail = {0}, sprob = {0};
 
@@ -98,8 +99,7 @@ claims_to_attested(const struct att_claims *c, struct acme_attested *out)
 }
 
 int
-acme_device_attest(struct acme_rq *rq, struct acme_authz *a, size_t idx,
-                   struct acme_problem *prob)
+acme_device_attest(struct acme_rq *rq, struct acme_authz *a, size_t idx, struct acme_problem *prob)
 {
     struct att_claims claims = {0};
     struct acme_attested att;
@@ -120,8 +120,8 @@ acme_device_attest(struct acme_rq *rq, struct acme_authz *a, size_t idx,
     /* Step 3: a device that reports its own failure gives up the challenge. */
     if (cJSON_GetObjectItemCaseSensitive(rq->jws.payload, "error") != NULL) {
         derr = acme_json_str(cJSON_GetObjectItemCaseSensitive(rq->jws.payload, "error"), "detail");
-        snprintf(err, sizeof(err), "the device reported an error%s%.200s",
-                 derr != NULL ? ": " : "", derr != NULL ? derr : "");
+        snprintf(err, sizeof(err), "the device reported an error%s%.200s", derr != NULL ? ": " : "",
+                 derr != NULL ? derr : "");
         return refuse(rq, a, ch, err, false, prob);
     }
     if (decode_attobj(rq->jws.payload, &cbor, &len, prob) != 0)

@@ -91,12 +91,14 @@ check_device(const struct acme_order *o, const struct acme_authz *az, const stru
             found = strcmp(csr->perm_ids[k], device) == 0;
         }
         if (!found) {
-            acme_problem_set(prob, "badCSR", 400, "CSR permanentIdentifier is not the ordered device");
+            acme_problem_set(prob, "badCSR", 400,
+                             "CSR permanentIdentifier is not the ordered device");
             return -1;
         }
     }
     if (csr->cn != NULL && csr->cn[0] != '\0' && !order_has(o, o->ids[0].type, csr->cn)) {
-        acme_problem_set(prob, "badCSR", 400, "CSR common name must be empty or the device identifier");
+        acme_problem_set(prob, "badCSR", 400,
+                         "CSR common name must be empty or the device identifier");
         return -1;
     }
     if (pki_key_spki_sha256_hex(csr->key, spki) != 0) {
@@ -218,6 +220,7 @@ issue(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
     static const char *const eku_net[] = {"serverAuth", "clientAuth"};
     static const char *const eku_dev[] = {"clientAuth"};
     struct pki_san *sans = xcalloc(o->nids, sizeof(*sans));
+    char (*dev)[ACME_MAX_IDENTIFIER + 1] = xcalloc(o->nids, sizeof(*dev));
     struct pki_name_entry cn = {"CN", o->ids[0].value};
     struct pki_issue_req req = {0};
     bool device = acme_id_is_device(o->ids[0].type);
@@ -226,10 +229,15 @@ issue(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
     int rc;
 
     for (i = 0; i < o->nids; i++) {
-        sans[i].type = o->ids[i].type == ACME_ID_DNS ? PKI_SAN_DNS
+        sans[i].type = o->ids[i].type == ACME_ID_DNS  ? PKI_SAN_DNS
                        : o->ids[i].type == ACME_ID_IP ? PKI_SAN_IP
                                                       : PKI_SAN_PERMANENT_ID;
         sans[i].value = o->ids[i].value;
+        if (!acme_id_is_device(o->ids[i].type))
+            continue;
+        /* DA-4: identifierValue is the device part; pki writes no assigner OID. */
+        acme_ident_device_part(&o->ids[i], dev[i], sizeof(dev[i]));
+        sans[i].value = dev[i];
     }
     req.subject_key = csr->key;
     req.subject = &cn;
@@ -242,6 +250,7 @@ issue(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
     req.not_before = o->not_before != 0 ? o->not_before : clk_now();
     req.not_after = o->not_after != 0 ? o->not_after : req.not_before + rq->policy->cert_validity;
     rc = pki_issue(acme_policy_ca(rq->ctx, rq->policy), &req, iss, err);
+    free(dev);
     free(sans);
     if (rc != 0) {
         log_err("acme", "order %s: issuance failed: %s", o->id, err);

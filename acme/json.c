@@ -72,7 +72,8 @@ depth_ok(const char *s, size_t len, int max)
         if (c == '"') {
             in_str = true;
         } else if (c == '{' || c == '[') {
-            if (++depth > max)
+            depth++;
+            if (depth > max)
                 return false;
         } else if (c == '}' || c == ']') {
             depth--;

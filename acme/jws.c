@@ -58,24 +58,14 @@ check_members(const cJSON *root, struct acme_problem *prob)
     return 0;
 }
 
-/* J-4/J-5/J-7, N-4/N-7, U-3: the protected header's members. */
+/* N-4/N-7: present (badNonce otherwise) and base64url (malformed otherwise); none inside. */
 static int
-check_header(struct acme_jws *out, unsigned flags, struct acme_problem *prob)
+check_nonce(struct acme_jws *out, unsigned flags, struct acme_problem *prob)
 {
-    const cJSON *h = out->protected, *it;
-    const char *alg = acme_json_str(h, "alg");
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(out->protected, "nonce");
     unsigned char *raw = NULL;
     size_t rawlen = 0;
 
-    if (alg == NULL) {
-        acme_problem_set(prob, "malformed", 400, "protected header lacks alg");
-        return -1;
-    }
-    if (pki_jws_alg_parse(alg, &out->alg) != 0) {
-        acme_problem_set(prob, "badSignatureAlgorithm", 400, "alg %.32s is not accepted", alg);
-        return -1;
-    }
-    it = cJSON_GetObjectItemCaseSensitive(h, "nonce");
     if ((flags & ACME_JWS_INNER) != 0 && it != NULL) {
         acme_problem_set(prob, "malformed", 400, "inner JWS must not carry a nonce");
         return -1;
@@ -92,6 +82,27 @@ check_header(struct acme_jws *out, unsigned flags, struct acme_problem *prob)
         }
         free(raw);
         out->nonce = it->valuestring;
+    }
+    return 0;
+}
+
+/* J-4/J-5/J-7, U-3: the protected header's members. */
+static int
+check_header(struct acme_jws *out, unsigned flags, struct acme_problem *prob)
+{
+    const cJSON *h = out->protected, *it;
+    const char *alg = acme_json_str(h, "alg");
+
+    /* The nonce first, so the router can spend it whatever fails next (N-3). */
+    if (check_nonce(out, flags, prob) != 0)
+        return -1;
+    if (alg == NULL) {
+        acme_problem_set(prob, "malformed", 400, "protected header lacks alg");
+        return -1;
+    }
+    if (pki_jws_alg_parse(alg, &out->alg) != 0) {
+        acme_problem_set(prob, "badSignatureAlgorithm", 400, "alg %.32s is not accepted", alg);
+        return -1;
     }
     it = cJSON_GetObjectItemCaseSensitive(h, "url");
     if (!cJSON_IsString(it) || strlen(it->valuestring) >= ACME_MAX_URL) {

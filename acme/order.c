@@ -64,14 +64,16 @@ order_parse_data(struct acme_order *o, const char *data)
     o->nids = (size_t)cJSON_GetArraySize(ids);
     o->ids = xcalloc(o->nids + 1, sizeof(*o->ids));
     o->authz = xcalloc(o->nids + 1, sizeof(*o->authz));
-    cJSON_ArrayForEach(it, ids) {
+    cJSON_ArrayForEach(it, ids)
+    {
         if (acme_id_type_parse(acme_json_str(it, "type"), &o->ids[i].type) != 0)
             goto out;
         acme_strlcpy(o->ids[i].value, acme_json_str(it, "value"), sizeof(o->ids[i].value));
         i++;
     }
     i = 0;
-    cJSON_ArrayForEach(it, azs) {
+    cJSON_ArrayForEach(it, azs)
+    {
         if (!cJSON_IsString(it))
             goto out;
         acme_strlcpy(o->authz[i++], it->valuestring, ACME_MAX_ID);
@@ -250,9 +252,10 @@ read_identifiers(struct acme_rq *rq, const cJSON *arr, struct acme_order *o,
         return -1;
     }
     o->ids = xcalloc((size_t)cJSON_GetArraySize(arr), sizeof(*o->ids));
-    cJSON_ArrayForEach(it, arr) {
-        if (acme_ident_check(rq->policy, acme_json_str(it, "type"), acme_json_str(it, "value"),
-                             &id, prob) != 0)
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (acme_ident_check(rq->policy, acme_json_str(it, "type"), acme_json_str(it, "value"), &id,
+                             prob) != 0)
             continue;
         for (dup = false, i = 0; i < o->nids && !dup; i++)
             dup = o->ids[i].type == id.type && strcmp(o->ids[i].value, id.value) == 0;
@@ -297,8 +300,10 @@ read_window(struct acme_rq *rq, const cJSON *payload, struct acme_order *o,
     const cJSON *na = cJSON_GetObjectItemCaseSensitive(payload, "notAfter");
     int64_t now = clk_now(), b, a;
 
-    if ((nb != NULL && (!cJSON_IsString(nb) || clk_parse_rfc3339(nb->valuestring, &o->not_before) != 0)) ||
-        (na != NULL && (!cJSON_IsString(na) || clk_parse_rfc3339(na->valuestring, &o->not_after) != 0))) {
+    if ((nb != NULL &&
+         (!cJSON_IsString(nb) || clk_parse_rfc3339(nb->valuestring, &o->not_before) != 0)) ||
+        (na != NULL &&
+         (!cJSON_IsString(na) || clk_parse_rfc3339(na->valuestring, &o->not_after) != 0))) {
         acme_problem_set(prob, "malformed", 400, "notBefore/notAfter must be RFC 3339 dates");
         return -1;
     }
@@ -466,8 +471,8 @@ acme_h_new_order(struct acme_rq *rq, struct acme_problem *prob)
     acme_strlcpy(o.status, "pending", sizeof(o.status));
     o.created = clk_now();
     o.expires = o.created + rq->ctx->cfg->acme.order_lifetime;
-    if (read_identifiers(rq, cJSON_GetObjectItemCaseSensitive(payload, "identifiers"), &o,
-                         prob) != 0) {
+    if (read_identifiers(rq, cJSON_GetObjectItemCaseSensitive(payload, "identifiers"), &o, prob) !=
+        0) {
         identifiers_problem(prob);
         goto out;
     }

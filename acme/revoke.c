@@ -29,7 +29,8 @@ read_reason(const cJSON *payload, int *reason, struct acme_problem *prob)
             return 0;
         }
     }
-    acme_problem_set(prob, "badRevocationReason", 400, "reason must be one of " ALLOWED_REASONS_TEXT);
+    acme_problem_set(prob, "badRevocationReason", 400,
+                     "reason must be one of " ALLOWED_REASONS_TEXT);
     return -1;
 }
 
@@ -73,7 +74,8 @@ cover_one(void *arg, const struct store_rec *rec)
     const char *want;
     size_t i;
 
-    for (i = 0; type != NULL && value != NULL && rec->expires >= clk_now() && i < cv->o->nids; i++) {
+    for (i = 0; type != NULL && value != NULL && rec->expires >= clk_now() && i < cv->o->nids;
+         i++) {
         want = cv->o->ids[i].value;
         if (strcmp(type, acme_id_type_str[cv->o->ids[i].type]) != 0)
             continue;
@@ -148,8 +150,8 @@ mark_revoked(struct acme_rq *rq, struct acme_cert *c, int reason, struct acme_pr
         c->reason = reason;
         c->revoked_at = clk_now();
         acme_cert_rec(c, &rec, &data);
-        rc = store_commit(rq->ctx->store, &(struct store_write){STORE_UPDATE, &rec, c->version},
-                          1, err);
+        rc = store_commit(rq->ctx->store, &(struct store_write){STORE_UPDATE, &rec, c->version}, 1,
+                          err);
         free(data);
         data = NULL;
     }

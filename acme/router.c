@@ -334,6 +334,25 @@ acme_handle(struct acme_ctx *ctx, const struct acme_request *req, struct acme_re
     acme_account_clear(&rq.acct);
 }
 
+void
+acme_respond_problem(struct acme_ctx *ctx, const struct acme_request *req,
+                     const struct acme_problem *prob, struct acme_response *resp)
+{
+    struct acme_rq rq;
+    struct acme_problem ignored;
+
+    memset(&rq, 0, sizeof(rq));
+    memset(&ignored, 0, sizeof(ignored));
+    memset(resp, 0, sizeof(*resp));
+    rq.ctx = ctx;
+    rq.req = req;
+    rq.resp = resp;
+    if (route(&rq, &ignored) != 0)
+        rq.policy = NULL; /* no Link for a path outside every directory */
+    acme_problem_respond(prob, resp);
+    add_common_headers(&rq);
+}
+
 bool
 acme_is_fast(const struct acme_ctx *ctx, const struct acme_request *req)
 {

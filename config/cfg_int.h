@@ -147,7 +147,12 @@ struct cfg_section {
     size_t count_off;            /* keyed: the size_t count in struct cfg */
     size_t elem_size;            /* keyed: sizeof one entry */
     size_t name_off;             /* keyed: the char *name field in an entry */
-    const char *fallback;        /* keyed: YAML entries used when the section is absent */
+    const char *fallback;        /* keyed: YAML entries used when the section is absent;
+                                    NULL = the section is optional and may be empty */
+    /* keyed: validates entry names; NULL = cfg_check_name */
+    cfg_check_fn *name_check;
+    /* keyed: frees what CFG_T_CUSTOM keys of an entry own; NULL = nothing */
+    void (*free_entry)(void *base);
     /* After an entry (or the single section) is parsed; node may be NULL. 0/-1. */
     int (*check)(struct cfg_ctx *ctx, const struct cfg_node *node, const char *path, void *base);
 };
@@ -158,6 +163,18 @@ extern const struct cfg_section cfg_section_acme;
 extern const struct cfg_section cfg_section_attestation;
 extern const struct cfg_section cfg_section_cas;
 extern const struct cfg_section cfg_section_policies;
+extern const struct cfg_section cfg_section_signal_sources;
+extern const struct cfg_section cfg_section_templates;
+extern const struct cfg_section cfg_section_roles;
+
+/*
+ * Cross-checks of an enrollment policy against the templates and device_roles
+ * it names (cfg_templates.c, cfg_roles.c); called from the policy check. 0/-1.
+ */
+int cfg_policy_check_template(struct cfg_ctx *ctx, const struct cfg_node *node, const char *path,
+                              const struct cfg_policy *p);
+int cfg_policy_check_roles(struct cfg_ctx *ctx, const struct cfg_node *node, const char *path,
+                           const struct cfg_policy *p);
 
 /* In load order: sections may look at those before them through ctx->cfg. */
 extern const struct cfg_section *const cfg_sections[];

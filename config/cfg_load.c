@@ -24,7 +24,7 @@ static int load_entry(struct cfg_ctx *ctx, const struct cfg_section *sec, const 
     char path[CFG_PATH_LEN];
     void **arr = at(ctx->cfg, sec->offset);
     size_t *n = at(ctx->cfg, sec->count_off);
-    const char *why = cfg_check_name(name);
+    const char *why = sec->name_check != NULL ? sec->name_check(name) : cfg_check_name(name);
     cfg_path_join(path, sec->name, name);
     if (why != NULL)
         return cfg_fail(ctx, name_line, path, "%s", why);
@@ -45,6 +45,8 @@ static int load_keyed(struct cfg_ctx *ctx, const struct cfg_section *sec,
 {
     int rc = -1;
     struct cfg_node *fallback = NULL;
+    if ((node == NULL || cfg_node_is_null(node)) && sec->fallback == NULL)
+        return 0; /* optional section, absent */
     if (node == NULL || cfg_node_is_null(node)) {
         /* Built-in entries keep the file's label but line 0: errors read "FILE: key: ...". */
         if (cfg_yaml_parse(ctx->file, sec->fallback, strlen(sec->fallback), &fallback,
@@ -171,6 +173,8 @@ void cfg_free(struct cfg *cfg)
         size_t n = *(size_t *)at(cfg, sec->count_off);
         for (size_t i = 0; i < n; i++) {
             cfg_schema_free(sec->keys, arr + i * sec->elem_size);
+            if (sec->free_entry != NULL)
+                sec->free_entry(arr + i * sec->elem_size);
             free(*(char **)(arr + i * sec->elem_size + sec->name_off));
         }
         free(arr);
@@ -184,6 +188,15 @@ const struct cfg_policy *cfg_policy_find(const struct cfg *cfg, const char *name
     for (size_t i = 0; cfg != NULL && name != NULL && i < cfg->npolicies; i++) {
         if (strcmp(cfg->policies[i].name, name) == 0)
             return &cfg->policies[i];
+    }
+    return NULL;
+}
+
+const struct cfg_signal_source *cfg_signal_source_find(const struct cfg *cfg, const char *name)
+{
+    for (size_t i = 0; cfg != NULL && name != NULL && i < cfg->nsignal_sources; i++) {
+        if (strcmp(cfg->signal_sources[i].name, name) == 0)
+            return &cfg->signal_sources[i];
     }
     return NULL;
 }

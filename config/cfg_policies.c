@@ -7,6 +7,7 @@
  */
 #include "config/cfg_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char *const id_names[] = {"dns", "ip", "permanent-identifier", "hardware-module",
@@ -23,6 +24,10 @@ _Static_assert(CFG_CH_HTTP01 == 1u << 0 && CFG_CH_DNS01 == 1u << 1 &&
                    CFG_CH_TLSALPN01 == 1u << 2 && CFG_CH_DEVICE_ATTEST01 == 1u << 3,
                "ch_names[] mirrors CFG_CH_*");
 
+/* Indexed by enum cfg_approval and enum cfg_supersede. */
+static const char *const approval_names[] = {"none", "manual", NULL};
+static const char *const supersede_names[] = {"keep", "revoke", NULL};
+
 static const struct cfg_key policy_keys[] = {
     {.name = "identifiers", .type = CFG_T_FLAGS, .min = 1, .names = id_names,
      .flags = CFG_K_REQUIRED, CFG_FIELD(struct cfg_policy, identifiers)},
@@ -36,6 +41,16 @@ static const struct cfg_key policy_keys[] = {
     {.name = "key_types", .type = CFG_T_FLAGS, .min = 1, .names = key_names,
      .def = "[P-256, P-384, RSA-2048, RSA-3072, RSA-4096]",
      CFG_FIELD(struct cfg_policy, key_types)},
+    {.name = "signal_sources", .type = CFG_T_LIST, CFG_FIELD(struct cfg_policy, signal_sources),
+     .aux = offsetof(struct cfg_policy, nsignal_sources)},
+    /* Checked against device_roles and templates by cfg_roles.c and cfg_templates.c. */
+    {.name = "roles", .type = CFG_T_LIST, CFG_FIELD(struct cfg_policy, roles),
+     .aux = offsetof(struct cfg_policy, nroles)},
+    {.name = "template", .type = CFG_T_STRING, CFG_FIELD(struct cfg_policy, template)},
+    {.name = "approval", .type = CFG_T_ENUM, .names = approval_names, .def = "none",
+     CFG_FIELD(struct cfg_policy, approval)},
+    {.name = "supersede", .type = CFG_T_ENUM, .names = supersede_names, .def = "keep",
+     CFG_FIELD(struct cfg_policy, supersede)},
     {0},
 };
 
@@ -83,11 +98,32 @@ static int resolve_ca(struct cfg_ctx *ctx, const struct cfg_node *node, const ch
     return 0;
 }
 
+/* Every named signal source must exist (the section loads before this one). */
+static int resolve_sources(struct cfg_ctx *ctx, const struct cfg_node *node, const char *path,
+                           const struct cfg_policy *p)
+{
+    char kpath[CFG_PATH_LEN], ipath[CFG_PATH_LEN + 24], esc[96];
+    const struct cfg_node *list = cfg_node_get(node, "signal_sources");
+    cfg_path_join(kpath, path, "signal_sources");
+    for (size_t i = 0; i < p->nsignal_sources; i++) {
+        if (cfg_signal_source_find(ctx->cfg, p->signal_sources[i]) != NULL)
+            continue;
+        snprintf(ipath, sizeof(ipath), "%s[%zu]", kpath, i);
+        return cfg_fail(ctx, list != NULL && i < list->n ? list->kids[i]->line : 0, ipath,
+                        "unknown signal source \"%s\"",
+                        log_escape(p->signal_sources[i], 64, esc, sizeof(esc)));
+    }
+    return 0;
+}
+
 static int policy_check(struct cfg_ctx *ctx, const struct cfg_node *node, const char *path,
                         void *base)
 {
     struct cfg_policy *p = base;
-    if (check_combination(ctx, node, path, p) != 0)
+    if (check_combination(ctx, node, path, p) != 0 || resolve_sources(ctx, node, path, p) != 0)
+        return -1;
+    if (cfg_policy_check_roles(ctx, node, path, p) != 0 ||
+        cfg_policy_check_template(ctx, node, path, p) != 0)
         return -1;
     return resolve_ca(ctx, node, path, p);
 }

@@ -90,6 +90,185 @@ struct cfg_policy {
     char *ca;                 /* a cfg_ca name */
     int64_t cert_validity;    /* seconds, default 90d */
     unsigned key_types;       /* bitmask of 1u << enum pki_key_type; default P-256|P-384|RSA* */
+    char **signal_sources;    /* names of signal_sources entries consulted after attestation */
+    size_t nsignal_sources;
+    char **roles;             /* device_roles names; the device must hold one; none = no role */
+    size_t nroles;
+    char *template;           /* a templates name; NULL = built-in certificate shape */
+    unsigned approval;        /* enum cfg_approval, default none */
+    unsigned supersede;       /* enum cfg_supersede, default keep */
+};
+
+/* signal_sources.NAME.auth.type */
+enum cfg_mdm_auth {
+    CFG_MDM_AUTH_NONE,
+    CFG_MDM_AUTH_BEARER,
+    CFG_MDM_AUTH_BASIC,
+    CFG_MDM_AUTH_HEADER,
+    CFG_MDM_AUTH_OAUTH2, /* oauth2_client_credentials */
+};
+
+/* signal_sources.NAME.conditions[].op */
+enum cfg_mdm_op {
+    CFG_MDM_OP_EXISTS,
+    CFG_MDM_OP_NOT_EXISTS,
+    CFG_MDM_OP_EQUALS,
+    CFG_MDM_OP_NOT_EQUALS,
+    CFG_MDM_OP_IN,
+    CFG_MDM_OP_NOT_IN,
+    CFG_MDM_OP_IS_TRUE,
+    CFG_MDM_OP_IS_FALSE,
+    CFG_MDM_OP_GT,
+    CFG_MDM_OP_GE,
+    CFG_MDM_OP_LT,
+    CFG_MDM_OP_LE,
+    CFG_MDM_OP__MAX
+};
+/* "exists", "not_exists", ... indexed by enum cfg_mdm_op. */
+extern const char *const cfg_mdm_op_names[CFG_MDM_OP__MAX + 1];
+
+struct cfg_mdm_kv {
+    char *name;  /* header or attribute name */
+    char *value; /* header template or attribute JSON path */
+};
+
+struct cfg_mdm_condition {
+    char *path;      /* JSON path inside the matched record */
+    unsigned op;     /* enum cfg_mdm_op */
+    char **values;   /* scalar text of `value` (one) or of each list item (in/not_in) */
+    size_t nvalues;
+};
+
+/*
+ * One MDM lookup over HTTP. Secrets are never stored here: only the names of
+ * environment variables or files that hold them; mdm/ reads them at start.
+ * Templates (url, header values, body, match.equals) use ${/attest/serial}
+ * and ${/attest/udid} with the filters |urlencode and |json.
+ */
+struct cfg_signal_source {
+    char *name;
+    char *type;               /* "http" */
+    char *method;             /* "GET" | "POST" */
+    char *url;                /* template */
+    struct cfg_mdm_kv *headers; /* name -> template */
+    size_t nheaders;
+    char *body;               /* template or NULL */
+    unsigned auth_type;       /* enum cfg_mdm_auth */
+    char *auth_token_env, *auth_token_file;
+    char *auth_username;
+    char *auth_password_env, *auth_password_file;
+    char *auth_header;        /* header: the header name */
+    char *auth_value_env, *auth_value_file;
+    char *auth_token_url;     /* oauth2 */
+    char *auth_client_id;
+    char *auth_client_secret_env, *auth_client_secret_file;
+    char *auth_scope;
+    char *tls_ca_file;        /* NULL = system store */
+    bool tls_insecure;        /* insecure_skip_verify, default false */
+    int64_t timeout;          /* seconds per HTTP request, default 5 */
+    int max_concurrency;      /* requests in flight, default 8 */
+    char *records;            /* JSON path of the record list or record, default "$" */
+    char *match_field;        /* JSON path inside a record */
+    char *match_equals;       /* template, default "${/attest/serial}" */
+    struct cfg_mdm_condition *conditions;
+    size_t nconditions;
+    struct cfg_mdm_kv *attributes; /* name -> JSON path inside the record */
+    size_t nattributes;
+    int64_t cache_ttl;        /* seconds, default 300 */
+    int64_t cache_negative_ttl; /* seconds, default 30 */
+    int retry_attempts;       /* total tries, default 3 */
+    int64_t retry_deadline;   /* seconds for all tries, default 10 */
+    unsigned on_failure_allow; /* on_failure: 0 = deny (default), 1 = allow */
+};
+
+/* enrollment_policies.NAME.approval: manual holds issuance for an administrator. */
+enum cfg_approval { CFG_APPROVAL_NONE, CFG_APPROVAL_MANUAL };
+/* enrollment_policies.NAME.supersede: what happens to the device's older certificates. */
+enum cfg_supersede { CFG_SUPERSEDE_KEEP, CFG_SUPERSEDE_REVOKE };
+
+/* templates.NAME.san kinds; mirrors enum pki_san_type (checked in policy/). */
+enum cfg_san_kind {
+    CFG_SAN_DNS,
+    CFG_SAN_IP,
+    CFG_SAN_EMAIL,
+    CFG_SAN_URI,
+    CFG_SAN_PERMANENT_ID,
+    CFG_SAN_UPN,
+    CFG_SAN__MAX
+};
+
+/* One subject entry or SAN of a template; value is text with ${/path} variables. */
+struct cfg_tpl_item {
+    char *field;   /* subject: "CN", "O", ..., or a dotted OID; NULL for SANs */
+    unsigned san;  /* SANs: enum cfg_san_kind */
+    char *value;   /* template text */
+};
+
+/*
+ * templates.NAME: the shape of an issued certificate. Variables are checked
+ * at load time against cfg_tpl_vars and the configured signal sources.
+ */
+struct cfg_template {
+    char *name;
+    int64_t validity;             /* seconds; 0 = the policy's validity */
+    struct cfg_tpl_item *subject; /* in order; may be empty (SAN-only certificate) */
+    size_t nsubject;
+    struct cfg_tpl_item *sans;
+    size_t nsans;
+    unsigned key_usage;           /* bit i = RFC 5280 KeyUsage bit i (PKI_KU_*); 0 = default */
+    char **eku;                   /* "serverAuth", "clientAuth", ... or dotted OIDs */
+    size_t neku;
+    unsigned key_types;           /* like cfg_policy.key_types; 0 = the policy's */
+    int64_t renewal_window;       /* seconds before notAfter renewal opens; 0 = unset */
+    int renewal_percent;          /* or: last N percent of the lifetime (1..99); 0 = unset */
+};
+/* The static variable paths a template may use ("/attest/serial", ...), NULL-terminated;
+ * "/mdm/<source>/<attribute>" comes on top. */
+extern const char *const cfg_tpl_vars[];
+
+/* device_roles predicates (device_roles.NAME.when[]). */
+enum cfg_pred_kind {
+    CFG_PRED_ATTEST,  /* {attest: serial, op: ..., value: ...} */
+    CFG_PRED_RESULT,  /* {source: kandji, result: allowed|denied} */
+    CFG_PRED_ATTR,    /* {source: kandji, attribute: blueprint, op: ..., value: ...} */
+    CFG_PRED_ACCOUNT, /* {account: eab_kid, op: ..., value: ...} */
+    CFG_PRED_ANY,     /* {any: [PREDICATE, ...]}: at least one holds */
+};
+enum cfg_pred_op {
+    CFG_PRED_OP_EQUALS,
+    CFG_PRED_OP_NOT_EQUALS,
+    CFG_PRED_OP_IN,
+    CFG_PRED_OP_NOT_IN,
+    CFG_PRED_OP_MATCHES_PREFIX,
+    CFG_PRED_OP_VERSION_GE,
+    CFG_PRED_OP_VERSION_LT,
+    CFG_PRED_OP_EXISTS,
+    CFG_PRED_OP_NOT_EXISTS,
+    CFG_PRED_OP__MAX
+};
+extern const char *const cfg_pred_op_names[CFG_PRED_OP__MAX + 1];
+enum cfg_claim { CFG_CLAIM_SERIAL, CFG_CLAIM_UDID, CFG_CLAIM_OS, CFG_CLAIM_SEPOS, CFG_CLAIM__MAX };
+extern const char *const cfg_claim_names[CFG_CLAIM__MAX + 1]; /* "serial", ... */
+
+struct cfg_pred {
+    unsigned kind;          /* enum cfg_pred_kind */
+    unsigned claim;         /* ATTEST: enum cfg_claim */
+    char *source;           /* RESULT, ATTR: signal source name */
+    char *attribute;        /* ATTR: attribute name; ACCOUNT: "eab_kid" */
+    unsigned op;            /* enum cfg_pred_op (not RESULT, ANY) */
+    bool want_allowed;      /* RESULT */
+    char **values;          /* one for equals/..., several for in/not_in, none for exists */
+    size_t nvalues;
+    struct cfg_pred *any;   /* ANY: alternatives */
+    size_t nany;
+    unsigned line;          /* where it was written, for explanations */
+};
+
+/* device_roles.NAME: a role held when every predicate of `when` holds. */
+struct cfg_role {
+    char *name;
+    struct cfg_pred *when;
+    size_t nwhen;
 };
 
 struct cfg {
@@ -102,6 +281,12 @@ struct cfg {
     size_t ncas;
     struct cfg_policy *policies;
     size_t npolicies;
+    struct cfg_signal_source *signal_sources; /* optional section; may be empty */
+    size_t nsignal_sources;
+    struct cfg_template *templates; /* optional section; may be empty */
+    size_t ntemplates;
+    struct cfg_role *roles;         /* device_roles; optional, may be empty */
+    size_t nroles;
 };
 
 /*
@@ -117,5 +302,11 @@ void cfg_free(struct cfg *cfg);
 const struct cfg_policy *cfg_policy_find(const struct cfg *cfg, const char *name);
 /* The CA named name, or NULL. */
 const struct cfg_ca *cfg_ca_find(const struct cfg *cfg, const char *name);
+/* The signal source named name, or NULL. */
+const struct cfg_signal_source *cfg_signal_source_find(const struct cfg *cfg, const char *name);
+/* The template named name, or NULL. */
+const struct cfg_template *cfg_template_find(const struct cfg *cfg, const char *name);
+/* The device role named name, or NULL. */
+const struct cfg_role *cfg_role_find(const struct cfg *cfg, const char *name);
 
 #endif

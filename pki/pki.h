@@ -223,6 +223,55 @@ struct pki_issued {
     int64_t not_before, not_after;
 };
 
+/*
+ * A certificate template as pki/ reads it (policy/ converts the config form,
+ * so pki/ never depends on config/). Subject and SAN values are text with
+ * ${/path} variables; "$$" is a literal "$". All strings borrowed.
+ */
+struct pki_template {
+    const char *name;                     /* for error messages */
+    const struct pki_name_entry *subject; /* in order; values are templates */
+    size_t nsubject;
+    const struct pki_san *sans;           /* values are templates */
+    size_t nsans;
+    unsigned key_usage;                   /* PKI_KU_* bits; 0 = pki_issue's default */
+    const char *const *eku;               /* names or dotted OIDs; none = pki_issue's default */
+    size_t neku;
+    int64_t validity;                     /* seconds, > 0 */
+};
+
+/*
+ * Variable lookup for pki_template_render: 0 with *val and *len (len bytes, may
+ * hold a NUL, which rendering refuses; borrowed until render returns), or -1
+ * when the variable has no value.
+ */
+typedef int pki_var_fn(void *arg, const char *path, const char **val, size_t *len);
+
+#define PKI_TPL_MAX_VALUE 1024 /* bytes of one rendered value */
+
+/* What a rendered pki_issue_req points into; owned by the caller. */
+struct pki_tpl_out {
+    struct pki_name_entry *subject;
+    struct pki_san *sans;
+    char **strings;
+    size_t nstrings;
+};
+
+/*
+ * Renders tpl into req: subject entries (one X.509 entry each, never a pasted
+ * DN), SANs, key usage, EKU and not_before..not_before+validity. Leaves
+ * req->subject_key alone. A variable without a value refuses the whole
+ * certificate ("template wifi: ${/mdm/kandji/user_email} has no value"), as do
+ * values that are empty, not UTF-8, hold control characters or exceed the
+ * X.520 upper bound of their field (CN, O, OU 64; C 2; others 128; email 254).
+ * req points into store until pki_tpl_out_clear. 0/-1 with err.
+ */
+int pki_template_render(const struct pki_template *tpl, pki_var_fn *lookup, void *arg,
+                        int64_t not_before, struct pki_issue_req *req, struct pki_tpl_out *store,
+                        char err[ERR_LEN]);
+/* Frees what a render stored and zeroes it; zeroed storage is fine. */
+void pki_tpl_out_clear(struct pki_tpl_out *store);
+
 /* Issues and signs a certificate from ca. 0/-1. */
 int pki_issue(const struct pki_ca *ca, const struct pki_issue_req *req, struct pki_issued *out,
               char err[ERR_LEN]);

@@ -123,8 +123,8 @@ static bool file_exists(const char *path)
 }
 
 /* A CA certificate for key; issuer/issuer_key NULL makes it self-signed. */
-static X509 *ca_cert_make(EVP_PKEY *key, const char *cn, const char *org, int64_t nb,
-                          int64_t na, X509 *issuer, EVP_PKEY *issuer_key, char err[ERR_LEN])
+static X509 *ca_cert_make(EVP_PKEY *key, const char *cn, const char *org, int64_t nb, int64_t na,
+                          X509 *issuer, EVP_PKEY *issuer_key, char err[ERR_LEN])
 {
     X509 *x = X509_new();
     const struct pki_name_entry subj[] = {{"O", org}, {"CN", cn}};
@@ -178,8 +178,7 @@ static int cert_save(X509 *x, const char *path, char err[ERR_LEN])
 }
 
 /* Loads key_path when it exists, else generates a key of type and saves it. */
-static EVP_PKEY *key_load_or_make(const char *key_path, enum pki_key_type type,
-                                  char err[ERR_LEN])
+static EVP_PKEY *key_load_or_make(const char *key_path, enum pki_key_type type, char err[ERR_LEN])
 {
     EVP_PKEY *key;
 
@@ -206,8 +205,8 @@ static int root_get(const struct ca_paths *pp, const char *name, X509 **cert, EV
     STACK_OF(X509) *sk = NULL;
 
     if (file_exists(pp->root_pem) && !file_exists(pp->root_key)) {
-        pki_set_err(err, "%s exists without %s; cannot sign a new intermediate",
-                    pp->root_pem, pp->root_key);
+        pki_set_err(err, "%s exists without %s; cannot sign a new intermediate", pp->root_pem,
+                    pp->root_key);
         return -1;
     }
     *key = key_load_or_make(pp->root_key, PKI_KEY_P384, err);

@@ -124,7 +124,7 @@ out:
     return pem;
 }
 
-STACK_OF(X509) *pki_read_certs(const char *path, int max, char err[ERR_LEN])
+STACK_OF(X509) * pki_read_certs(const char *path, int max, char err[ERR_LEN])
 {
     bool ok = false;
     char *pem = NULL;

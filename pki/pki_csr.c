@@ -128,8 +128,14 @@ static int sans_parse(struct pki_csr *out, char err[ERR_LEN])
 {
     int rc = -1, crit = -1, n;
     GENERAL_NAMES *gens = NULL;
+    /* OpenSSL 3 returns an empty stack when there is no extension request. */
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(out->req);
 
+    if (exts == NULL) {
+        ERR_clear_error();
+        pki_set_err(err, "CSR extension request is malformed");
+        return -1;
+    }
     gens = X509V3_get_d2i(exts, NID_subject_alt_name, &crit, NULL);
     if (gens == NULL) {
         if (crit == -2)
@@ -180,8 +186,8 @@ static int cn_parse(struct pki_csr *out, char err[ERR_LEN])
     return 0;
 }
 
-int pki_csr_parse(const unsigned char *der, size_t len, unsigned allowed_keys,
-                  struct pki_csr *out, char err[ERR_LEN])
+int pki_csr_parse(const unsigned char *der, size_t len, unsigned allowed_keys, struct pki_csr *out,
+                  char err[ERR_LEN])
 {
     const unsigned char *p = der;
     enum pki_key_type kt;

@@ -68,11 +68,10 @@ int pki_cert_sign(X509 *x, EVP_PKEY *key, char err[ERR_LEN]);
 /* PEM of one certificate (caller frees). NULL on error. */
 char *pki_cert_pem(X509 *x, char err[ERR_LEN]);
 /* Reads every certificate of a PEM file (at most max). NULL on error or when empty. */
-STACK_OF(X509) *pki_read_certs(const char *path, int max, char err[ERR_LEN]);
+STACK_OF(X509) * pki_read_certs(const char *path, int max, char err[ERR_LEN]);
 
 /* Builds one GeneralName from a SAN kind and its text form. NULL with err. */
-GENERAL_NAME *pki_san_to_general_name(enum pki_san_type type, const char *value,
-                                      char err[ERR_LEN]);
+GENERAL_NAME *pki_san_to_general_name(enum pki_san_type type, const char *value, char err[ERR_LEN]);
 /*
  * Reads the identifierValue of an RFC 4043 PermanentIdentifier from its DER
  * SEQUENCE. *out is NULL when the optional value is absent. 0/-1.

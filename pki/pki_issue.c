@@ -102,8 +102,7 @@ static int add_subject(X509 *x, const struct pki_name_entry *ents, size_t n, cha
     return 0;
 }
 
-static int add_sans(X509 *x, const struct pki_san *sans, size_t n, bool critical,
-                    char err[ERR_LEN])
+static int add_sans(X509 *x, const struct pki_san *sans, size_t n, bool critical, char err[ERR_LEN])
 {
     int rc = -1;
     GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();

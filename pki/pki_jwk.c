@@ -153,12 +153,12 @@ static EVP_PKEY *jwk_rsa(const struct pki_jwk *jwk, char err[ERR_LEN])
         goto out;
     }
     if (BN_num_bits(bn) < RSA_MIN_BITS || BN_num_bits(bn) > RSA_MAX_BITS) {
-        pki_set_err(err, "RSA modulus is %d bits; must be %d to %d", BN_num_bits(bn),
-                    RSA_MIN_BITS, RSA_MAX_BITS);
+        pki_set_err(err, "RSA modulus is %d bits; must be %d to %d", BN_num_bits(bn), RSA_MIN_BITS,
+                    RSA_MAX_BITS);
         goto out;
     }
-    if (!BN_is_odd(bn) || !BN_is_odd(be) || BN_is_one(be) ||
-        BN_num_bits(be) > RSA_E_MAX_BITS || BN_cmp(be, bn) >= 0) {
+    if (!BN_is_odd(bn) || !BN_is_odd(be) || BN_is_one(be) || BN_num_bits(be) > RSA_E_MAX_BITS ||
+        BN_cmp(be, bn) >= 0) {
         pki_set_err(err, "RSA modulus or public exponent is invalid");
         goto out;
     }
@@ -260,8 +260,7 @@ static char *canonical_ec(const EVP_PKEY *key)
     x = bn_param_b64u(key, OSSL_PKEY_PARAM_EC_PUB_X, c->coord_len);
     y = bn_param_b64u(key, OSSL_PKEY_PARAM_EC_PUB_Y, c->coord_len);
     if (x != NULL && y != NULL)
-        json = xasprintf("{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", c->crv, x,
-                         y);
+        json = xasprintf("{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", c->crv, x, y);
     free(x);
     free(y);
     return json;

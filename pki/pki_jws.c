@@ -18,10 +18,10 @@
 
 struct jws_alg_info {
     const char *name;
-    int base_id;        /* EVP_PKEY_EC / _RSA / _ED25519 */
-    const char *group;  /* EC group the alg requires, else NULL */
-    const char *md;     /* digest name, NULL for EdDSA */
-    size_t coord_len;   /* EC: bytes of R and of S */
+    int base_id;       /* EVP_PKEY_EC / _RSA / _ED25519 */
+    const char *group; /* EC group the alg requires, else NULL */
+    const char *md;    /* digest name, NULL for EdDSA */
+    size_t coord_len;  /* EC: bytes of R and of S */
 };
 
 static const struct jws_alg_info jws_algs[PKI_JWS__MAX] = {
@@ -96,8 +96,8 @@ out:
     return rc;
 }
 
-static int verify_der(const struct jws_alg_info *a, EVP_PKEY *key, const void *input,
-                      size_t inlen, const unsigned char *sig, size_t siglen)
+static int verify_der(const struct jws_alg_info *a, EVP_PKEY *key, const void *input, size_t inlen,
+                      const unsigned char *sig, size_t siglen)
 {
     int ok = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();

@@ -12,9 +12,8 @@
 #include <openssl/pem.h>
 
 static const char *const key_type_str[PKI_KEY__MAX] = {
-    [PKI_KEY_P256] = "P-256",       [PKI_KEY_P384] = "P-384",
-    [PKI_KEY_RSA2048] = "RSA-2048", [PKI_KEY_RSA3072] = "RSA-3072",
-    [PKI_KEY_RSA4096] = "RSA-4096", [PKI_KEY_ED25519] = "Ed25519",
+    [PKI_KEY_P256] = "P-256",       [PKI_KEY_P384] = "P-384",       [PKI_KEY_RSA2048] = "RSA-2048",
+    [PKI_KEY_RSA3072] = "RSA-3072", [PKI_KEY_RSA4096] = "RSA-4096", [PKI_KEY_ED25519] = "Ed25519",
 };
 _Static_assert(nitems(key_type_str) == PKI_KEY__MAX, "key_type_str out of sync");
 
@@ -134,6 +133,12 @@ out:
     return rc;
 }
 
+/* Encrypted keys are refused instead of OpenSSL prompting on the terminal. */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+    return -1;
+}
+
 EVP_PKEY *pki_key_load(const char *path, char err[ERR_LEN])
 {
     EVP_PKEY *key = NULL;
@@ -148,10 +153,10 @@ EVP_PKEY *pki_key_load(const char *path, char err[ERR_LEN])
         pki_ossl_err(err, "BIO_new_mem_buf");
         goto out;
     }
-    key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    key = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
     if (key == NULL) {
         pki_ossl_err(err, "PEM_read_bio_PrivateKey");
-        pki_set_err(err, "%s: no PEM private key", path);
+        pki_set_err(err, "%s: no unencrypted PEM private key", path);
     }
 out:
     BIO_free(bio);

@@ -193,8 +193,7 @@ static GENERAL_NAME *ia5_name(int type, const char *value, size_t max, char err[
     return gn;
 }
 
-GENERAL_NAME *pki_san_to_general_name(enum pki_san_type type, const char *value,
-                                      char err[ERR_LEN])
+GENERAL_NAME *pki_san_to_general_name(enum pki_san_type type, const char *value, char err[ERR_LEN])
 {
     if (value == NULL) {
         pki_set_err(err, "SAN value is missing");

@@ -33,8 +33,7 @@ static int san_check(X509 *peer, const char *identifier, bool is_ip, char err[ER
             alen = 4;
         else if (inet_pton(AF_INET6, identifier, addr) == 1)
             alen = 16;
-        if (alen == 0 || gn->type != GEN_IPADD ||
-            ASN1_STRING_length(gn->d.iPAddress) != alen ||
+        if (alen == 0 || gn->type != GEN_IPADD || ASN1_STRING_length(gn->d.iPAddress) != alen ||
             memcmp(ASN1_STRING_get0_data(gn->d.iPAddress), addr, (size_t)alen) != 0) {
             pki_set_err(err, "certificate SAN is not the iPAddress being validated");
             goto out;
@@ -79,8 +78,7 @@ static int acme_id_check(X509 *peer, const unsigned char hash[32], char err[ERR_
     }
     val = X509_EXTENSION_get_data((X509_EXTENSION *)ext);
     p = ASN1_STRING_get0_data(val);
-    if (ASN1_STRING_length(val) != ACME_ID_DER_LEN || p[0] != V_ASN1_OCTET_STRING ||
-        p[1] != 32) {
+    if (ASN1_STRING_length(val) != ACME_ID_DER_LEN || p[0] != V_ASN1_OCTET_STRING || p[1] != 32) {
         pki_set_err(err, "acmeIdentifier extension is not a 32-byte OCTET STRING");
         goto out;
     }

@@ -61,6 +61,16 @@ static void on_handle(void *arg, const struct acme_request *req, struct acme_res
     acme_handle(s->acme, req, resp);
 }
 
+static void on_problem(void *arg, const struct acme_request *req, int status, const char *type,
+                       const char *detail, struct acme_response *resp)
+{
+    struct serve *s = arg;
+    struct acme_problem prob;
+    memset(&prob, 0, sizeof(prob));
+    acme_problem_set(&prob, type, status, "%s", detail);
+    acme_respond_problem(s->acme, req, &prob, resp);
+}
+
 static void on_validate(void *arg, struct acme_validation *v)
 {
     struct serve *s = arg;
@@ -146,6 +156,7 @@ static int setup_base(struct serve *s, char err[ERR_LEN])
     o.pool = s->pool;
     o.is_fast = on_is_fast;
     o.handle = on_handle;
+    o.problem = on_problem;
     o.handler_arg = s;
     s->http = srv_http_new(&o, err);
     if (s->http == NULL)

@@ -156,7 +156,13 @@ static int loop_init(struct srv_http *h, struct srv_loop *loop, char err[ERR_LEN
         snprintf(err, ERR_LEN, "evhttp_new failed");
         return -1;
     }
-    evhttp_set_max_body_size(loop->http, (ev_ssize_t)o->max_body);
+    /*
+     * libevent drops an oversized request without a word (the client sees a
+     * reset). Let bodies up to SRV_BODY_SLACK times the limit arrive so the
+     * plane can answer them with a 413 problem document; beyond that the
+     * connection is cut, which bounds the memory one request can take.
+     */
+    evhttp_set_max_body_size(loop->http, (ev_ssize_t)(o->max_body * SRV_BODY_SLACK));
     evhttp_set_max_headers_size(loop->http, (ev_ssize_t)o->max_headers);
     evhttp_set_timeout(loop->http, o->read_timeout > 0 ? o->read_timeout : 10);
     /* every method reaches us, so the refusal is a problem document (405) */

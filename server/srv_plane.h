@@ -64,8 +64,14 @@ struct ssl_ctx_st *srv_tls_ctx_new(const char *cert_path, const char *key_path,
 /* True when req may be answered on the event loop (never blocks). */
 typedef bool srv_is_fast_fn(void *arg, const struct acme_request *req);
 /* Fills resp for req; may block when is_fast said false (runs on a pool thread). */
+/* Fills resp with a problem document for req (status, short ACME type, detail). */
+typedef void srv_problem_fn(void *arg, const struct acme_request *req, int status,
+                            const char *type, const char *detail, struct acme_response *resp);
 typedef void srv_handle_fn(void *arg, const struct acme_request *req,
                            struct acme_response *resp);
+
+/* Bodies up to this many times max_body are read and answered with a 413 problem. */
+#define SRV_BODY_SLACK 4
 
 struct srv_http_opts {
     const char *host;       /* bind address, e.g. "127.0.0.1" or "0.0.0.0" */
@@ -81,6 +87,7 @@ struct srv_http_opts {
     struct srv_pool *pool;  /* borrowed; runs the requests is_fast refuses */
     srv_is_fast_fn *is_fast;
     srv_handle_fn *handle;
+    srv_problem_fn *problem; /* NULL: the plane writes a bare problem document */
     void *handler_arg;
 };
 

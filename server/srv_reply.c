@@ -192,7 +192,8 @@ static void send_and_free(struct srv_req *r)
         evbuffer_add(body, r->resp.body, len);
     }
     evhttp_send_reply(r->req, status, NULL, body);
-    evbuffer_free(body);
+    if (body != NULL)
+        evbuffer_free(body); /* not NULL-safe in libevent 2.1 */
     access_log(h, r, status, r->head ? 0 : len, "");
     srv_req_free(r);
 }
@@ -201,17 +202,22 @@ static void send_and_free(struct srv_req *r)
 static void send_problem(struct srv_req *r, int status, const char *type, const char *detail,
                          const char *hname, const char *hvalue)
 {
+    struct srv_http *h = r->loop->h;
     resp_clear(&r->resp);
-    r->resp.status = status;
-    r->resp.content_type = PROBLEM_CT;
-    r->resp.body = xasprintf("{\"type\":\"urn:ietf:params:acme:error:%s\",\"detail\":\"%s\","
-                             "\"status\":%d}",
-                             type, detail, status);
-    r->resp.body_len = strlen(r->resp.body);
-    if (hname != NULL) {
-        r->resp.headers[0].name = hname;
-        r->resp.headers[0].value = xstrdup(hvalue);
-        r->resp.nheaders = 1;
+    if (h->o.problem != NULL) {
+        h->o.problem(h->o.handler_arg, &r->areq, status, type, detail, &r->resp);
+    } else {
+        r->resp.status = status;
+        r->resp.content_type = PROBLEM_CT;
+        r->resp.body = xasprintf("{\"type\":\"urn:ietf:params:acme:error:%s\",\"detail\":\"%s\","
+                                 "\"status\":%d}",
+                                 type, detail, status);
+        r->resp.body_len = strlen(r->resp.body);
+    }
+    if (hname != NULL && r->resp.nheaders < nitems(r->resp.headers)) {
+        r->resp.headers[r->resp.nheaders].name = hname;
+        r->resp.headers[r->resp.nheaders].value = xstrdup(hvalue);
+        r->resp.nheaders++;
     }
     send_and_free(r);
 }
@@ -263,6 +269,13 @@ void srv_reply_on_request(struct evhttp_request *req, void *arg)
     }
     if (!method_allowed(r->method)) {
         send_problem(r, 405, "malformed", "method not allowed", "Allow", "GET, HEAD, POST");
+        return;
+    }
+    if (r->areq.body_len > h->o.max_body) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "request body of %zu bytes exceeds the limit of %zu",
+                 r->areq.body_len, h->o.max_body);
+        send_problem(r, 413, "malformed", detail, "Connection", "close");
         return;
     }
     if (h->o.is_fast(h->o.handler_arg, &r->areq)) {

@@ -32,7 +32,7 @@ const struct pki_ca *srv_cas_default(const struct cfg *cfg, struct pki_ca *const
 /*
  * The listener's certificate and key: the configured files, or
  * <data_dir>/tls.pem and tls.key, created once (signed by ca) for
- * localhost, 127.0.0.1 and host. *cert/*key are owned by the caller. 0/-1.
+ * localhost, 127.0.0.1 and host. The caller frees cert and key. 0/-1.
  */
 int srv_tls_files(const struct cfg *cfg, const struct pki_ca *ca, const char *host, char **cert,
                   char **key, char err[ERR_LEN]);

@@ -72,7 +72,7 @@ static struct pki_ca *ca_load_one(const struct cfg *cfg, const struct cfg_ca *c,
     if (c->cert != NULL) {
         ca = pki_ca_load(c->name, c->cert, c->key, c->chain, sub);
         if (ca == NULL)
-            snprintf(err, ERR_LEN, "CA %s: %s", c->name, sub);
+            snprintf(err, ERR_LEN, "CA %.40s: %.200s", c->name, sub);
         return ca;
     }
     dir = strcmp(c->name, "default") == 0 ? xstrdup(cfg->server.data_dir)
@@ -80,7 +80,7 @@ static struct pki_ca *ca_load_one(const struct cfg *cfg, const struct cfg_ca *c,
     if (srv_mkdir_p(dir, 0700, err) != 0)
         goto out;
     if (pki_ca_init_dir(dir, c->name, sub) != 0) {
-        snprintf(err, ERR_LEN, "CA %s: %s", c->name, sub);
+        snprintf(err, ERR_LEN, "CA %.40s: %.200s", c->name, sub);
         goto out;
     }
     cert = xasprintf("%s/intermediate.pem", dir);
@@ -88,7 +88,7 @@ static struct pki_ca *ca_load_one(const struct cfg *cfg, const struct cfg_ca *c,
     chain = xasprintf("%s/root.pem", dir);
     ca = pki_ca_load(c->name, cert, key, chain, sub);
     if (ca == NULL)
-        snprintf(err, ERR_LEN, "CA %s: %s", c->name, sub);
+        snprintf(err, ERR_LEN, "CA %.40s: %.200s", c->name, sub);
 out:
     free(dir);
     free(cert);
@@ -159,7 +159,7 @@ int srv_tls_files(const struct cfg *cfg, const struct pki_ca *ca, const char *ho
     if (!is_wildcard(host) && strcmp(host, names[0]) != 0 && strcmp(host, names[1]) != 0)
         names[n++] = host;
     if (pki_tls_cert_create(ca, names, n, *cert, *key, sub) != 0) {
-        snprintf(err, ERR_LEN, "listener certificate: %s", sub);
+        snprintf(err, ERR_LEN, "listener certificate: %.200s", sub);
         goto fail;
     }
     return 0;

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +251,15 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 static void *validator_main(void *arg)
 {
     struct srv_validator *val = arg;
+    sigset_t set;
+
+    /*
+     * A peer that closes early must give EPIPE, not kill the process: SIGPIPE
+     * from write() goes to the writing thread, so blocking it here suffices.
+     */
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     event_base_loop(val->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }

@@ -30,8 +30,9 @@ static const struct store_migration migrations[] = {
      "CREATE INDEX records_lookup ON records (kind, lookup, created);"
      "CREATE INDEX records_status ON records (kind, status);"},
     /* Listing a whole kind by age and sweeping expired rows need their own index. */
-    {2, "CREATE INDEX records_created ON records (kind, created);"
-        "CREATE INDEX records_expires ON records (kind, expires);",
+    {2,
+     "CREATE INDEX records_created ON records (kind, created);"
+     "CREATE INDEX records_expires ON records (kind, expires);",
      "CREATE INDEX records_created ON records (kind, created);"
      "CREATE INDEX records_expires ON records (kind, expires);"},
 };
@@ -58,8 +59,8 @@ int store_list_sql(const struct store_filter *f, bool pg, char *out, size_t outl
     }
     if (f->created_since != 0)
         buf_printf(&b, " AND created >= %s%d", mark, ++np);
-    buf_puts(&b, f->newest_first ? " ORDER BY created DESC, id DESC"
-                                 : " ORDER BY created ASC, id ASC");
+    buf_puts(&b,
+             f->newest_first ? " ORDER BY created DESC, id DESC" : " ORDER BY created ASC, id ASC");
     buf_printf(&b, " LIMIT %s%d%s", mark, ++np, pg ? "::bigint" : "");
     snprintf(out, outlen, "%s", b.p);
     buf_free(&b);

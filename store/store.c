@@ -260,7 +260,7 @@ void store_close(struct store *st)
     pthread_cond_destroy(&st->done_cv);
     pthread_mutex_destroy(&st->mu);
     pthread_mutex_destroy(&st->rmu);
-    free(st->target);
+    secure_free_str(st->target); /* a conninfo may carry the database password */
     free(st);
 }
 
@@ -275,8 +275,47 @@ static int check_kind(enum store_kind kind, char err[ERR_LEN])
     return 0;
 }
 
-static int check_str(const char *what, const char *s, size_t max, bool required,
-                     char err[ERR_LEN])
+/*
+ * Strict UTF-8 (no overlongs, surrogates or values past U+10FFFF). PostgreSQL
+ * rejects anything else and SQLite would store it, so both backends must see
+ * the same input.
+ */
+static bool is_utf8(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t n;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1, cp = c & 0x1f, min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2, cp = c & 0x0f, min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (len - i - 1 < n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+static int check_str(const char *what, const char *s, size_t max, bool required, char err[ERR_LEN])
 {
     if (s == NULL) {
         if (!required)
@@ -291,6 +330,10 @@ static int check_str(const char *what, const char *s, size_t max, bool required,
     }
     if (len > max) {
         snprintf(err, ERR_LEN, "store: %s longer than %zu bytes", what, max);
+        return -1;
+    }
+    if (!is_utf8((const unsigned char *)s, len)) {
+        snprintf(err, ERR_LEN, "store: %s is not valid UTF-8", what);
         return -1;
     }
     return 0;
@@ -346,8 +389,7 @@ int store_get_by_lookup(struct store *st, enum store_kind kind, const char *look
     struct store_conn *c;
 
     memset(out, 0, sizeof(*out));
-    if (check_kind(kind, err) != 0 ||
-        check_str("lookup", lookup, STORE_MAX_FIELD, true, err) != 0)
+    if (check_kind(kind, err) != 0 || check_str("lookup", lookup, STORE_MAX_FIELD, true, err) != 0)
         return -1;
     c = reader_conn(st, err);
     if (c == NULL)
@@ -363,7 +405,8 @@ int store_list(struct store *st, enum store_kind kind, const struct store_filter
 
     if (f == NULL)
         f = &none;
-    if (check_kind(kind, err) != 0 || check_str("owner", f->owner, STORE_MAX_FIELD, false, err) != 0 ||
+    if (check_kind(kind, err) != 0 ||
+        check_str("owner", f->owner, STORE_MAX_FIELD, false, err) != 0 ||
         check_str("lookup", f->lookup, STORE_MAX_FIELD, false, err) != 0 ||
         check_str("status", f->status, STORE_MAX_FIELD, false, err) != 0)
         return -1;

@@ -169,8 +169,7 @@ static int migrate_one(struct store_conn *c, const struct store_migration *m, ch
         goto out;
     PQclear(res);
     p_i64(&p, m->version);
-    res = run(c, "SELECT 1 FROM schema_version WHERE version = $1::int", &p, PGRES_TUPLES_OK,
-              err);
+    res = run(c, "SELECT 1 FROM schema_version WHERE version = $1::int", &p, PGRES_TUPLES_OK, err);
     if (res == NULL)
         goto out;
     if (PQntuples(res) > 0) {
@@ -208,8 +207,9 @@ static int pg_migrate(struct store_conn *c, char err[ERR_LEN])
     bool locked = res != NULL;
     PQclear(res);
     if (!locked ||
-        run_cmd(c, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
-                   " applied BIGINT NOT NULL)",
+        run_cmd(c,
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+                " applied BIGINT NOT NULL)",
                 err) != 0 ||
         run_cmd(c, "COMMIT", err) != 0) {
         PQclear(PQexec(c->pg, "ROLLBACK"));
@@ -262,11 +262,11 @@ static int get_by(struct store_conn *c, const char *sql, enum store_kind kind, c
     return rc;
 }
 
-static int pg_get(struct store_conn *c, enum store_kind kind, const char *id,
-                  struct store_rec *out, char err[ERR_LEN])
+static int pg_get(struct store_conn *c, enum store_kind kind, const char *id, struct store_rec *out,
+                  char err[ERR_LEN])
 {
-    return get_by(c, "SELECT " STORE_COLUMNS " FROM records WHERE kind = $1::int AND id = $2",
-                  kind, id, out, err);
+    return get_by(c, "SELECT " STORE_COLUMNS " FROM records WHERE kind = $1::int AND id = $2", kind,
+                  id, out, err);
 }
 
 static int pg_get_by_lookup(struct store_conn *c, enum store_kind kind, const char *lookup,

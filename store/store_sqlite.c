@@ -16,8 +16,16 @@
 #define LIST_SLOTS 32
 
 enum stmt_slot {
-    S_GET, S_GET_LOOKUP, S_INSERT, S_UPDATE, S_DELETE,
-    S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO, S_BEGIN, S_COMMIT,
+    S_GET,
+    S_GET_LOOKUP,
+    S_INSERT,
+    S_UPDATE,
+    S_DELETE,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
+    S_BEGIN,
+    S_COMMIT,
     S__MAX
 };
 
@@ -57,8 +65,8 @@ static sqlite3_stmt *stmt_get(struct store_conn *c, enum stmt_slot s, char err[E
 {
     if (c->stmt[s] != NULL)
         return c->stmt[s];
-    if (sqlite3_prepare_v3(c->db, stmt_sql[s], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[s],
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(c->db, stmt_sql[s], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[s], NULL) !=
+        SQLITE_OK) {
         set_err(c, "prepare", err);
         return NULL;
     }
@@ -250,8 +258,9 @@ static int sq_migrate(struct store_conn *c, char err[ERR_LEN])
     size_t n;
     const struct store_migration *m = store_schema_migrations(&n);
 
-    if (exec_sql(c, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
-                    " applied INTEGER NOT NULL)",
+    if (exec_sql(c,
+                 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+                 " applied INTEGER NOT NULL)",
                  err) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -305,8 +314,8 @@ static int get_by(struct store_conn *c, enum stmt_slot s, enum store_kind kind, 
     return rc;
 }
 
-static int sq_get(struct store_conn *c, enum store_kind kind, const char *id,
-                  struct store_rec *out, char err[ERR_LEN])
+static int sq_get(struct store_conn *c, enum store_kind kind, const char *id, struct store_rec *out,
+                  char err[ERR_LEN])
 {
     return get_by(c, S_GET, kind, id, out, err);
 }
@@ -344,8 +353,8 @@ static int sq_list(struct store_conn *c, enum store_kind kind, const struct stor
 
     if (st == NULL) {
         store_list_sql(f, false, sql, sizeof(sql));
-        if (sqlite3_prepare_v3(c->db, sql, -1, cached ? SQLITE_PREPARE_PERSISTENT : 0, &st,
-                               NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v3(c->db, sql, -1, cached ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
+            SQLITE_OK) {
             set_err(c, "prepare list", err);
             return -1;
         }

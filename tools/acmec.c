@@ -160,6 +160,11 @@ int acmec_get(struct acmec *c, const char *url, struct acmec_resp *r, char err[E
     return perform(c, "GET", url, NULL, r, err);
 }
 
+int acmec_head(struct acmec *c, const char *url, struct acmec_resp *r, char err[ERR_LEN])
+{
+    return perform(c, "HEAD", url, NULL, r, err);
+}
+
 struct acmec *acmec_new(const char *directory_url, const char *ca_file, char err[ERR_LEN])
 {
     struct acmec *c = xcalloc(1, sizeof(*c));

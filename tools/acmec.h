@@ -67,5 +67,7 @@ int acmec_poll(struct acmec *c, const char *url, const char *const *want, int ti
                struct acmec_resp *r, char err[ERR_LEN]);
 /* Plain GET (directory, nonce, renewal info). */
 int acmec_get(struct acmec *c, const char *url, struct acmec_resp *r, char err[ERR_LEN]);
+/* HEAD (newNonce for benchmarks); the Replay-Nonce it returns is kept for the next POST. */
+int acmec_head(struct acmec *c, const char *url, struct acmec_resp *r, char err[ERR_LEN]);
 
 #endif

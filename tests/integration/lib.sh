@@ -45,7 +45,7 @@ start_challtestsrv() {
   DNS_PORT=$(free_port); CT_HTTP_PORT=$(free_port); CT_TLS_PORT=$(free_port); MGMT_PORT=$(free_port)
   pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" \
     -dns01 "127.0.0.1:$DNS_PORT" -http01 "127.0.0.1:$CT_HTTP_PORT" \
-    -https01 "" -doh "" -tlsalpn01 "127.0.0.1:$CT_TLS_PORT" \
+    -https01 "" -tlsalpn01 "127.0.0.1:$CT_TLS_PORT" \
     -management "127.0.0.1:$MGMT_PORT" >"$T/challtestsrv.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 50); do

@@ -38,7 +38,7 @@ EXEC_PATH="$T/dns-hook.sh" EXEC_PROPAGATION_TIMEOUT=10 EXEC_POLLING_INTERVAL=1 \
 check_cert "$T/lego/certificates/dns.example.test.crt" "DNS:\*.wild.example.test"
 pass "lego dns-01 (with a wildcard)"
 
-"${LEGO[@]}" --domains http.example.test revoke --reason 4 >"$T/lego-revoke.log" 2>&1 \
+"${LEGO[@]}" --domains http.example.test revoke --keep --reason 4 >"$T/lego-revoke.log" 2>&1 \
   || { cat "$T/lego-revoke.log"; fail "lego revoke"; }
 pass "lego revoke"
 

@@ -53,7 +53,9 @@ static void test_ca_init_dir(void **state)
         const char *file;
         unsigned mode;
     } files[] = {
-        {"root.key", 0600}, {"root.pem", 0644}, {"intermediate.key", 0600},
+        {"root.key", 0600},
+        {"root.pem", 0644},
+        {"intermediate.key", 0600},
         {"intermediate.pem", 0644},
     };
     char err[ERR_LEN], *dir = tp_tmpdir();
@@ -228,6 +230,17 @@ static void test_key_save_load(void **state)
     assert_null(pki_key_generate(PKI_KEY__MAX, err));
     assert_int_equal(pki_write_file_atomic(path, "garbage\n", 8, 0600, err), 0);
     assert_null(pki_key_load(path, err));
+
+    /* An encrypted key is refused without prompting for a passphrase. */
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *enc = NULL;
+    assert_int_equal(
+        PEM_write_bio_PKCS8PrivateKey(bio, a, EVP_aes_256_cbc(), "secret", 6, NULL, NULL), 1);
+    long enclen = BIO_get_mem_data(bio, &enc);
+    assert_int_equal(pki_write_file_atomic(path, enc, (size_t)enclen, 0600, err), 0);
+    BIO_free(bio);
+    assert_null(pki_key_load(path, err));
+    assert_non_null(strstr(err, "unencrypted"));
     EVP_PKEY_free(a);
     EVP_PKEY_free(b);
     free(path);

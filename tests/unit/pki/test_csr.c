@@ -142,22 +142,56 @@ static void test_perm_id_codec(void **state)
         int rc;
         const char *value; /* NULL: absent */
     } rows[] = {
-        {"value", "\x30\x08\x0c\x06" "ABC123", 10, 0, "ABC123"},
-        {"value + assigner", "\x30\x0d\x0c\x06" "ABC123\x06\x03\x2a\x03\x04", 15, 0, "ABC123"},
+        {"value",
+         "\x30\x08\x0c\x06"
+         "ABC123",
+         10, 0, "ABC123"},
+        {"value + assigner",
+         "\x30\x0d\x0c\x06"
+         "ABC123\x06\x03\x2a\x03\x04",
+         15, 0, "ABC123"},
         {"utf-8 value", "\x30\x05\x0c\x03\xc3\xa9x", 7, 0, "\xc3\xa9x"},
         {"empty sequence", "\x30\x00", 2, 0, NULL},
         {"assigner only", "\x30\x05\x06\x03\x2a\x03\x04", 7, 0, NULL},
-        {"wrong outer tag", "\x31\x08\x0c\x06" "ABC123", 10, -1, NULL},
-        {"outer length short", "\x30\x07\x0c\x06" "ABC123", 10, -1, NULL},
-        {"outer length long", "\x30\x09\x0c\x06" "ABC123", 10, -1, NULL},
-        {"inner length overruns", "\x30\x08\x0c\x07" "ABC123", 10, -1, NULL},
+        {"wrong outer tag",
+         "\x31\x08\x0c\x06"
+         "ABC123",
+         10, -1, NULL},
+        {"outer length short",
+         "\x30\x07\x0c\x06"
+         "ABC123",
+         10, -1, NULL},
+        {"outer length long",
+         "\x30\x09\x0c\x06"
+         "ABC123",
+         10, -1, NULL},
+        {"inner length overruns",
+         "\x30\x08\x0c\x07"
+         "ABC123",
+         10, -1, NULL},
         {"invalid utf-8", "\x30\x04\x0c\x02\xff\xfe", 6, -1, NULL},
-        {"NUL in value", "\x30\x05\x0c\x03" "a\0b", 7, -1, NULL},
-        {"two values", "\x30\x06\x0c\x01" "a\x0c\x01" "b", 8, -1, NULL},
+        {"NUL in value",
+         "\x30\x05\x0c\x03"
+         "a\0b",
+         7, -1, NULL},
+        {"two values",
+         "\x30\x06\x0c\x01"
+         "a\x0c\x01"
+         "b",
+         8, -1, NULL},
         {"two assigners", "\x30\x0a\x06\x03\x2a\x03\x04\x06\x03\x2a\x03\x04", 12, -1, NULL},
-        {"assigner then value", "\x30\x08\x06\x03\x2a\x03\x04\x0c\x01" "a", 10, -1, NULL},
-        {"PrintableString value", "\x30\x03\x13\x01" "a", 5, -1, NULL},
-        {"indefinite length", "\x30\x80\x0c\x01" "a\0\0", 7, -1, NULL},
+        {"assigner then value",
+         "\x30\x08\x06\x03\x2a\x03\x04\x0c\x01"
+         "a",
+         10, -1, NULL},
+        {"PrintableString value",
+         "\x30\x03\x13\x01"
+         "a",
+         5, -1, NULL},
+        {"indefinite length",
+         "\x30\x80\x0c\x01"
+         "a\0\0",
+         7, -1, NULL},
         {"empty input", "", 0, -1, NULL},
     };
     for (size_t i = 0; i < nitems(rows); i++) {

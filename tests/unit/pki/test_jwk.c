@@ -6,9 +6,12 @@
 
 /* RFC 7638 §3.1 example key and its published thumbprint. */
 #define RFC7638_N                                                                                  \
-    "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPe" \
-    "bWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY36" \
-    "8QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lF" \
+    "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_"      \
+    "BJECPe"                                                                                       \
+    "bWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_"           \
+    "FDW2QvzqY36"                                                                                  \
+    "8QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-"                       \
+    "bFTWhAI4vMQFh6WeZu0fM4lF"                                                                     \
     "d2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
 #define RFC7638_TP "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
@@ -18,11 +21,14 @@
 #define P256_Y_OFF "N68LSEVxA_jk9yh3HtihZwJVGZQXtw8WhmyeunjR8p4"
 #define P384_X "_x-qDR-i1KCCBYZwUwhZvRkGPlu00ZI6F9w1YBgKjX5Sn0nb7jypcIARm_Yim6yB"
 #define P384_Y "pEse1Qy85-kVo1TWmK0N3_bav6U5ZyFosGII4aLJ5iju4aPe5GgSumcjU-BlDfb2"
-#define P521_X "AJu6vw774SGnIZKPuojnrj9MzLHOP29jkeEEZpYvPY7ISWl4kHErLwumxLrcL_yh0MlaDdDmJy0DPsrnv4CQsLg_"
-#define P521_Y "Ac9SmT39Qz0rocedHOAXorZJS_PonCCKnCer48diwmKbL4l_YGqACqloHx8uB8nsJG5IfZ5EEfirCCj62JwMxXSG"
+#define P521_X                                                                                     \
+    "AJu6vw774SGnIZKPuojnrj9MzLHOP29jkeEEZpYvPY7ISWl4kHErLwumxLrcL_yh0MlaDdDmJy0DPsrnv4CQsLg_"
+#define P521_Y                                                                                     \
+    "Ac9SmT39Qz0rocedHOAXorZJS_PonCCKnCer48diwmKbL4l_YGqACqloHx8uB8nsJG5IfZ5EEfirCCj62JwMxXSG"
 #define ED_X "YQkdSurz7RqE9gZULObTve0VksLMnpInW2Syi65lftE"
 #define RSA1024_N                                                                                  \
-    "p3vDcmaF644jRoKuBedvaHNJ9Q8HMYHNuUdm5I43hRCTYOObA2CZgJCbg-ErJ_sIeE8pTaNli2jle70-WgOdscv9AHdfhq" \
+    "p3vDcmaF644jRoKuBedvaHNJ9Q8HMYHNuUdm5I43hRCTYOObA2CZgJCbg-ErJ_sIeE8pTaNli2jle70-"             \
+    "WgOdscv9AHdfhq"                                                                               \
     "btBTE1Sf2tW6WoV9GyaB9817FHcXON45KF5WSqQFBNBBKo8f1i3cVCzCBzX1FFiaP9B5pNkUsr-BM"
 
 static const struct {
@@ -32,24 +38,45 @@ static const struct {
     int base_id;           /* expected EVP_PKEY type when ok */
     const char *canonical; /* expected canonical JSON when ok, NULL to skip */
 } jwk_rows[] = {
-    {"P-256", {"EC", "P-256", P256_X, P256_Y, NULL, NULL}, true, EVP_PKEY_EC,
+    {"P-256",
+     {"EC", "P-256", P256_X, P256_Y, NULL, NULL},
+     true,
+     EVP_PKEY_EC,
      "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"" P256_X "\",\"y\":\"" P256_Y "\"}"},
-    {"P-384", {"EC", "P-384", P384_X, P384_Y, NULL, NULL}, true, EVP_PKEY_EC,
+    {"P-384",
+     {"EC", "P-384", P384_X, P384_Y, NULL, NULL},
+     true,
+     EVP_PKEY_EC,
      "{\"crv\":\"P-384\",\"kty\":\"EC\",\"x\":\"" P384_X "\",\"y\":\"" P384_Y "\"}"},
-    {"P-521", {"EC", "P-521", P521_X, P521_Y, NULL, NULL}, true, EVP_PKEY_EC,
+    {"P-521",
+     {"EC", "P-521", P521_X, P521_Y, NULL, NULL},
+     true,
+     EVP_PKEY_EC,
      "{\"crv\":\"P-521\",\"kty\":\"EC\",\"x\":\"" P521_X "\",\"y\":\"" P521_Y "\"}"},
-    {"RSA-2048 (RFC 7638)", {"RSA", NULL, NULL, NULL, RFC7638_N, "AQAB"}, true, EVP_PKEY_RSA,
+    {"RSA-2048 (RFC 7638)",
+     {"RSA", NULL, NULL, NULL, RFC7638_N, "AQAB"},
+     true,
+     EVP_PKEY_RSA,
      "{\"e\":\"AQAB\",\"kty\":\"RSA\",\"n\":\"" RFC7638_N "\"}"},
-    {"Ed25519", {"OKP", "Ed25519", ED_X, NULL, NULL, NULL}, true, EVP_PKEY_ED25519,
+    {"Ed25519",
+     {"OKP", "Ed25519", ED_X, NULL, NULL, NULL},
+     true,
+     EVP_PKEY_ED25519,
      "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"" ED_X "\"}"},
     {"EC point off the curve", {"EC", "P-256", P256_X, P256_Y_OFF, NULL, NULL}, false, 0, NULL},
     {"EC P-384 coords on P-256", {"EC", "P-256", P384_X, P384_Y, NULL, NULL}, false, 0, NULL},
-    {"EC x 31 bytes", {"EC", "P-256", "evGK36QFiJshlFjt8iH3nGT98sSJM2mINw-HQtqVmw", P256_Y,
-                       NULL, NULL}, false, 0, NULL},
+    {"EC x 31 bytes",
+     {"EC", "P-256", "evGK36QFiJshlFjt8iH3nGT98sSJM2mINw-HQtqVmw", P256_Y, NULL, NULL},
+     false,
+     0,
+     NULL},
     {"EC y missing", {"EC", "P-256", P256_X, NULL, NULL, NULL}, false, 0, NULL},
     {"EC x padded base64", {"EC", "P-256", P256_X "=", P256_Y, NULL, NULL}, false, 0, NULL},
-    {"EC x bad alphabet", {"EC", "P-256", "evGK36QFiJshlFjt8iH3nGT98sSJM2mINw+HQtqVmy8", P256_Y,
-                           NULL, NULL}, false, 0, NULL},
+    {"EC x bad alphabet",
+     {"EC", "P-256", "evGK36QFiJshlFjt8iH3nGT98sSJM2mINw+HQtqVmy8", P256_Y, NULL, NULL},
+     false,
+     0,
+     NULL},
     {"EC unknown crv", {"EC", "P-192", P256_X, P256_Y, NULL, NULL}, false, 0, NULL},
     {"EC no crv", {"EC", NULL, P256_X, P256_Y, NULL, NULL}, false, 0, NULL},
     {"RSA 1024", {"RSA", NULL, NULL, NULL, RSA1024_N, "AQAB"}, false, 0, NULL},
@@ -57,8 +84,11 @@ static const struct {
     {"RSA exponent one", {"RSA", NULL, NULL, NULL, RFC7638_N, "AQ"}, false, 0, NULL},
     {"RSA no n", {"RSA", NULL, NULL, NULL, NULL, "AQAB"}, false, 0, NULL},
     {"OKP X25519", {"OKP", "X25519", ED_X, NULL, NULL, NULL}, false, 0, NULL},
-    {"OKP 31 bytes", {"OKP", "Ed25519", "YQkdSurz7RqE9gZULObTve0VksLMnpInW2Syi65lfg", NULL, NULL,
-                      NULL}, false, 0, NULL},
+    {"OKP 31 bytes",
+     {"OKP", "Ed25519", "YQkdSurz7RqE9gZULObTve0VksLMnpInW2Syi65lfg", NULL, NULL, NULL},
+     false,
+     0,
+     NULL},
     {"kty oct", {"oct", NULL, NULL, NULL, NULL, NULL}, false, 0, NULL},
     {"kty missing", {NULL, "P-256", P256_X, P256_Y, NULL, NULL}, false, 0, NULL},
 };
@@ -160,10 +190,17 @@ static void test_jws_alg_table(void **state)
         int rc;
         enum pki_jws_alg alg;
     } rows[] = {
-        {"ES256", 0, PKI_JWS_ES256}, {"ES384", 0, PKI_JWS_ES384}, {"ES512", 0, PKI_JWS_ES512},
-        {"RS256", 0, PKI_JWS_RS256}, {"EdDSA", 0, PKI_JWS_EDDSA}, {"none", -1, 0},
-        {"HS256", -1, 0},            {"es256", -1, 0},            {"PS256", -1, 0},
-        {"", -1, 0},                 {NULL, -1, 0},
+        {"ES256", 0, PKI_JWS_ES256},
+        {"ES384", 0, PKI_JWS_ES384},
+        {"ES512", 0, PKI_JWS_ES512},
+        {"RS256", 0, PKI_JWS_RS256},
+        {"EdDSA", 0, PKI_JWS_EDDSA},
+        {"none", -1, 0},
+        {"HS256", -1, 0},
+        {"es256", -1, 0},
+        {"PS256", -1, 0},
+        {"", -1, 0},
+        {NULL, -1, 0},
     };
     for (size_t i = 0; i < nitems(rows); i++) {
         enum pki_jws_alg alg = PKI_JWS__MAX;

@@ -19,9 +19,8 @@ static const struct {
     const char *key;
     size_t siglen; /* expected raw signature length */
 } sign_rows[] = {
-    {PKI_JWS_ES256, "P-256", 64},    {PKI_JWS_ES384, "P-384", 96},
-    {PKI_JWS_ES512, "P-521", 132},   {PKI_JWS_RS256, "RSA-2048", 256},
-    {PKI_JWS_EDDSA, "Ed25519", 64},
+    {PKI_JWS_ES256, "P-256", 64},     {PKI_JWS_ES384, "P-384", 96},   {PKI_JWS_ES512, "P-521", 132},
+    {PKI_JWS_RS256, "RSA-2048", 256}, {PKI_JWS_EDDSA, "Ed25519", 64},
 };
 
 static void test_jws_roundtrip(void **state)
@@ -39,9 +38,8 @@ static void test_jws_roundtrip(void **state)
         assert_int_equal(pki_jws_verify(sign_rows[i].alg, key, input, strlen(input), sig, siglen),
                          0);
         /* A different input, a flipped signature bit, and a truncated signature all fail. */
-        assert_int_equal(pki_jws_verify(sign_rows[i].alg, key, input, strlen(input) - 1, sig,
-                                        siglen),
-                         -1);
+        assert_int_equal(
+            pki_jws_verify(sign_rows[i].alg, key, input, strlen(input) - 1, sig, siglen), -1);
         sig[siglen / 2] ^= 0x01;
         assert_int_equal(pki_jws_verify(sign_rows[i].alg, key, input, strlen(input), sig, siglen),
                          -1);
@@ -60,9 +58,9 @@ static void test_jws_alg_key_mismatch(void **state)
         enum pki_jws_alg alg;
         const char *key;
     } rows[] = {
-        {PKI_JWS_ES256, "P-384"},   {PKI_JWS_ES384, "P-256"},   {PKI_JWS_ES512, "P-256"},
-        {PKI_JWS_ES256, "RSA-2048"}, {PKI_JWS_RS256, "P-256"},  {PKI_JWS_EDDSA, "P-256"},
-        {PKI_JWS_ES256, "Ed25519"}, {PKI_JWS_EDDSA, "RSA-2048"}, {PKI_JWS__MAX, "P-256"},
+        {PKI_JWS_ES256, "P-384"},    {PKI_JWS_ES384, "P-256"},    {PKI_JWS_ES512, "P-256"},
+        {PKI_JWS_ES256, "RSA-2048"}, {PKI_JWS_RS256, "P-256"},    {PKI_JWS_EDDSA, "P-256"},
+        {PKI_JWS_ES256, "Ed25519"},  {PKI_JWS_EDDSA, "RSA-2048"}, {PKI_JWS__MAX, "P-256"},
     };
     for (size_t i = 0; i < nitems(rows); i++) {
         EVP_PKEY *key = key_for(rows[i].key);
@@ -104,12 +102,12 @@ static void short_sig_case(EVP_PKEY *key, int half)
         size_t at = 32 * (size_t)half;
         memcpy(short_sig, sig, at);
         memcpy(short_sig + at, sig + at + 1, 63 - at);
-        assert_int_equal(
-            pki_jws_verify(PKI_JWS_ES256, key, input, strlen(input), short_sig, 63), 0);
+        assert_int_equal(pki_jws_verify(PKI_JWS_ES256, key, input, strlen(input), short_sig, 63),
+                         0);
         /* Tampered 63-byte signature fails. */
         short_sig[40] ^= 0x80;
-        assert_int_equal(
-            pki_jws_verify(PKI_JWS_ES256, key, input, strlen(input), short_sig, 63), -1);
+        assert_int_equal(pki_jws_verify(PKI_JWS_ES256, key, input, strlen(input), short_sig, 63),
+                         -1);
         free(sig);
         return;
     }

@@ -10,5 +10,6 @@ int main(void)
     failed += test_pki_ca_run();
     failed += test_pki_issue_run();
     failed += test_pki_tlsalpn_run();
+    failed += test_pki_template_run();
     return failed == 0 ? 0 : 1;
 }

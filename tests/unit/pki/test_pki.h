@@ -19,6 +19,7 @@ int test_pki_csr_run(void);
 int test_pki_ca_run(void);
 int test_pki_issue_run(void);
 int test_pki_tlsalpn_run(void);
+int test_pki_template_run(void);
 
 /* Reads a fixture file into a new buffer; fails the test when missing. */
 unsigned char *tp_fixture(const char *name, size_t *len);

@@ -68,8 +68,8 @@ unsigned char *tp_csr_der(EVP_PKEY *key, const char *cn, const char *const *dns,
     assert_int_equal(X509_REQ_set_pubkey(req, key), 1);
     if (cn != NULL)
         assert_int_equal(X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN",
-                                                    MBSTRING_UTF8, (const unsigned char *)cn,
-                                                    -1, -1, 0),
+                                                    MBSTRING_UTF8, (const unsigned char *)cn, -1,
+                                                    -1, 0),
                          1);
     if (dns != NULL && dns[0] != NULL) {
         GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -37,10 +38,13 @@ static struct {
 
 static bool find_bindir(void)
 {
-    static const char *const dirs[] = {
-        "/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin",
-        "/usr/lib/postgresql/14/bin", "/usr/lib/postgresql/13/bin", "/usr/local/pgsql/bin",
-        "/usr/bin"};
+    static const char *const dirs[] = {"/usr/lib/postgresql/17/bin",
+                                       "/usr/lib/postgresql/16/bin",
+                                       "/usr/lib/postgresql/15/bin",
+                                       "/usr/lib/postgresql/14/bin",
+                                       "/usr/lib/postgresql/13/bin",
+                                       "/usr/local/pgsql/bin",
+                                       "/usr/bin"};
     const char *env = getenv("ATTESTA_PG_BINDIR");
     char path[300];
 
@@ -90,6 +94,8 @@ static pid_t spawn(char *const argv[], const char *log)
     }
     if (pgh.drop && (setgroups(0, NULL) != 0 || setgid(pgh.gid) != 0 || setuid(pgh.uid) != 0))
         _exit(126);
+    /* After setuid, which clears it: a crashed or killed test must not leave a server behind. */
+    prctl(PR_SET_PDEATHSIG, SIGINT);
     execv(argv[0], argv);
     _exit(127);
 }
@@ -116,9 +122,8 @@ static int run_initdb(void)
     snprintf(bin, sizeof(bin), "%s/initdb", pgh.bindir);
     snprintf(data, sizeof(data), "%s/data", pgh.dir);
     snprintf(log, sizeof(log), "%s/initdb.log", pgh.dir);
-    char *const argv[] = {bin,      "-D",        data,          "-U",   "attesta", "-A",
-                          "trust",  "-E",        "UTF8",        "--locale=C", "--no-sync",
-                          NULL};
+    char *const argv[] = {bin,     "-D", data,   "-U",         "attesta",   "-A",
+                          "trust", "-E", "UTF8", "--locale=C", "--no-sync", NULL};
     pid_t pid = spawn(argv, log);
     if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
         WEXITSTATUS(status) != 0) {
@@ -179,8 +184,18 @@ int pgh_start(void)
     snprintf(bin, sizeof(bin), "%s/postgres", pgh.bindir);
     snprintf(data, sizeof(data), "%s/data", pgh.dir);
     snprintf(log, sizeof(log), "%s/postgres.log", pgh.dir);
-    char *const argv[] = {bin, "-D", data, "-k", pgh.dir, "-p", portstr,
-                          "-c", "listen_addresses=", "-c", "max_connections=100", NULL};
+    char *const argv[] = {bin,
+                          "-D",
+                          data,
+                          "-k",
+                          pgh.dir,
+                          "-p",
+                          portstr,
+                          "-c",
+                          "listen_addresses=",
+                          "-c",
+                          "max_connections=100",
+                          NULL};
     pgh.pid = spawn(argv, log);
     if (pgh.pid < 0)
         return -1;

@@ -31,8 +31,7 @@ void pgh_stop(void);
 /* ---- records ---- */
 /* A record of borrowed strings, enough for a write. */
 struct store_rec tst_rec(enum store_kind kind, const char *id, const char *owner,
-                         const char *lookup, const char *status, int64_t created,
-                         const char *data);
+                         const char *lookup, const char *status, int64_t created, const char *data);
 int tst_commit1(struct store *st, enum store_op op, const struct store_rec *r, int64_t expect);
 
 /* Test groups, one per file. */

@@ -46,7 +46,8 @@ static void expect_row(struct store *st, enum store_kind kind, const char *id, i
 
 static void test_crud_sequence(void **state)
 {
-    static const char evil[] = "{\"q\":\"it's\\\"; DROP TABLE records; --\",\"u\":\"\xc3\xa9\xe2\x9c\x93\"}";
+    static const char evil[] =
+        "{\"q\":\"it's\\\"; DROP TABLE records; --\",\"u\":\"\xc3\xa9\xe2\x9c\x93\"}";
     static const struct {
         const char *name;
         enum store_op op;
@@ -57,15 +58,22 @@ static void test_crud_sequence(void **state)
         int64_t want_version; /* after the step; 0 = row absent */
         const char *want_data;
     } steps[] = {
-        {"insert new", STORE_INSERT, STORE_ACCOUNT, "a1", "valid", "{\"n\":1}", 0, 0, 1, "{\"n\":1}"},
-        {"insert duplicate", STORE_INSERT, STORE_ACCOUNT, "a1", "valid", "{\"n\":9}", 0, 1, 1, "{\"n\":1}"},
+        {"insert new", STORE_INSERT, STORE_ACCOUNT, "a1", "valid", "{\"n\":1}", 0, 0, 1,
+         "{\"n\":1}"},
+        {"insert duplicate", STORE_INSERT, STORE_ACCOUNT, "a1", "valid", "{\"n\":9}", 0, 1, 1,
+         "{\"n\":1}"},
         {"same id other kind", STORE_INSERT, STORE_ORDER, "a1", "pending", "{}", 0, 0, 1, "{}"},
-        {"update expected version", STORE_UPDATE, STORE_ACCOUNT, "a1", "deactivated", "{\"n\":2}", 1, 0, 2, "{\"n\":2}"},
-        {"update stale version", STORE_UPDATE, STORE_ACCOUNT, "a1", "valid", "{\"n\":3}", 1, 1, 2, "{\"n\":2}"},
-        {"update future version", STORE_UPDATE, STORE_ACCOUNT, "a1", "valid", "{\"n\":3}", 7, 1, 2, "{\"n\":2}"},
-        {"update any version", STORE_UPDATE, STORE_ACCOUNT, "a1", "valid", "{\"n\":4}", 0, 0, 3, "{\"n\":4}"},
+        {"update expected version", STORE_UPDATE, STORE_ACCOUNT, "a1", "deactivated", "{\"n\":2}",
+         1, 0, 2, "{\"n\":2}"},
+        {"update stale version", STORE_UPDATE, STORE_ACCOUNT, "a1", "valid", "{\"n\":3}", 1, 1, 2,
+         "{\"n\":2}"},
+        {"update future version", STORE_UPDATE, STORE_ACCOUNT, "a1", "valid", "{\"n\":3}", 7, 1, 2,
+         "{\"n\":2}"},
+        {"update any version", STORE_UPDATE, STORE_ACCOUNT, "a1", "valid", "{\"n\":4}", 0, 0, 3,
+         "{\"n\":4}"},
         {"update missing row", STORE_UPDATE, STORE_ACCOUNT, "nope", "valid", "{}", 0, 1, 0, NULL},
-        {"delete stale version", STORE_DELETE, STORE_ACCOUNT, "a1", NULL, NULL, 2, 1, 3, "{\"n\":4}"},
+        {"delete stale version", STORE_DELETE, STORE_ACCOUNT, "a1", NULL, NULL, 2, 1, 3,
+         "{\"n\":4}"},
         {"delete expected version", STORE_DELETE, STORE_ACCOUNT, "a1", NULL, NULL, 3, 0, 0, NULL},
         {"other kind untouched", STORE_UPDATE, STORE_ORDER, "a1", "ready", "{}", 1, 0, 2, "{}"},
         {"delete again", STORE_DELETE, STORE_ACCOUNT, "a1", NULL, NULL, 0, 1, 0, NULL},
@@ -77,12 +85,11 @@ static void test_crud_sequence(void **state)
     struct store *st = tst_open_fresh(target, sizeof(target));
 
     for (size_t i = 0; i < nitems(steps); i++) {
-        struct store_rec r = tst_rec(steps[i].kind, steps[i].id, "owner", NULL, steps[i].status,
-                                     100, steps[i].data);
+        struct store_rec r =
+            tst_rec(steps[i].kind, steps[i].id, "owner", NULL, steps[i].status, 100, steps[i].data);
         print_message("step %s\n", steps[i].name);
         assert_int_equal(tst_commit1(st, steps[i].op, &r, steps[i].expect), steps[i].want);
-        expect_row(st, steps[i].kind, steps[i].id, steps[i].want_version, steps[i].want_data,
-                   NULL);
+        expect_row(st, steps[i].kind, steps[i].id, steps[i].want_version, steps[i].want_data, NULL);
     }
     store_close(st);
 }
@@ -137,18 +144,35 @@ static void test_multi_write_atomic(void **state)
         int want;
         struct chk after[3];
     } rows[] = {
-        {"two inserts", {{STORE_INSERT, "a", 0}, {STORE_INSERT, "b", 0}}, 2, 0,
+        {"two inserts",
+         {{STORE_INSERT, "a", 0}, {STORE_INSERT, "b", 0}},
+         2,
+         0,
          {{"a", 1}, {"b", 1}, {"base", 1}}},
-        {"second insert conflicts", {{STORE_INSERT, "c", 0}, {STORE_INSERT, "base", 0}}, 2, 1,
+        {"second insert conflicts",
+         {{STORE_INSERT, "c", 0}, {STORE_INSERT, "base", 0}},
+         2,
+         1,
          {{"c", 0}, {"base", 1}}},
-        {"stale update undoes insert", {{STORE_INSERT, "d", 0}, {STORE_UPDATE, "base", 5}}, 2, 1,
+        {"stale update undoes insert",
+         {{STORE_INSERT, "d", 0}, {STORE_UPDATE, "base", 5}},
+         2,
+         1,
          {{"d", 0}, {"base", 1}}},
-        {"insert then update it", {{STORE_INSERT, "e", 0}, {STORE_UPDATE, "e", 1}}, 2, 0,
+        {"insert then update it",
+         {{STORE_INSERT, "e", 0}, {STORE_UPDATE, "e", 1}},
+         2,
+         0,
          {{"e", 2}}},
         {"missing delete undoes all",
-         {{STORE_UPDATE, "a", 1}, {STORE_INSERT, "f", 0}, {STORE_DELETE, "zz", 0}}, 3, 1,
+         {{STORE_UPDATE, "a", 1}, {STORE_INSERT, "f", 0}, {STORE_DELETE, "zz", 0}},
+         3,
+         1,
          {{"a", 1}, {"f", 0}}},
-        {"update then delete", {{STORE_UPDATE, "base", 1}, {STORE_DELETE, "base", 2}}, 2, 0,
+        {"update then delete",
+         {{STORE_UPDATE, "base", 1}, {STORE_DELETE, "base", 2}},
+         2,
+         0,
          {{"base", 0}, {"a", 1}}},
     };
     char target[512], err[ERR_LEN] = "";
@@ -166,8 +190,7 @@ static void test_multi_write_atomic(void **state)
         }
         assert_int_equal(store_commit(st, w, rows[i].n, err), rows[i].want);
         for (size_t j = 0; j < nitems(rows[i].after) && rows[i].after[j].id != NULL; j++)
-            expect_row(st, STORE_ORDER, rows[i].after[j].id, rows[i].after[j].version, NULL,
-                       NULL);
+            expect_row(st, STORE_ORDER, rows[i].after[j].id, rows[i].after[j].version, NULL, NULL);
     }
     store_close(st);
 }
@@ -186,10 +209,10 @@ static void test_get_by_lookup(void **state)
         int want;
         const char *want_id;
     } rows[] = {
-        {STORE_CERT, "spki1", 0, "c2"},    {STORE_CERT, "spki2", 0, "c3"},
-        {STORE_CERT, "spki3", 1, NULL},    {STORE_ACCOUNT, "spki1", 1, NULL},
-        {STORE_ACCOUNT, "thumb", 0, "acct"}, {STORE_CERT, "SPKI1", 1, NULL},
-        {STORE_CERT, NULL, -1, NULL},      {STORE_CERT, "", -1, NULL},
+        {STORE_CERT, "spki1", 0, "c2"},       {STORE_CERT, "spki2", 0, "c3"},
+        {STORE_CERT, "spki3", 1, NULL},       {STORE_ACCOUNT, "spki1", 1, NULL},
+        {STORE_ACCOUNT, "thumb", 0, "acct"},  {STORE_CERT, "SPKI1", 1, NULL},
+        {STORE_CERT, NULL, -1, NULL},         {STORE_CERT, "", -1, NULL},
         {STORE_KIND__MAX, "spki1", -1, NULL},
     };
     char target[512], err[ERR_LEN];
@@ -298,7 +321,7 @@ static void test_list_filters(void **state)
 int tst_run_crud(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crud_sequence),   cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_crud_sequence),      cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_multi_write_atomic), cmocka_unit_test(test_get_by_lookup),
         cmocka_unit_test(test_list_filters),
     };

@@ -56,14 +56,26 @@ static void test_invalid_writes(void **state)
         {"op unknown", 7, STORE_ORDER, "k", NULL, "{}", 0, -1},
         {"negative expect_version", STORE_UPDATE, STORE_CERT, "big", NULL, "{}", -1, -1},
         {"delete id too long", STORE_DELETE, STORE_ACCOUNT, id129, NULL, NULL, 0, -1},
+        {"data valid utf-8", STORE_INSERT, STORE_AUDIT, "u1", NULL, "\xf0\x9f\x94\x92\xc3\xa9", 0,
+         0},
+        {"data stray continuation", STORE_INSERT, STORE_AUDIT, "u2", NULL,
+         "a\x80"
+         "b",
+         0, -1},
+        {"data truncated sequence", STORE_INSERT, STORE_AUDIT, "u3", NULL, "\xe2\x9c", 0, -1},
+        {"data overlong slash", STORE_INSERT, STORE_AUDIT, "u4", NULL, "\xc0\xaf", 0, -1},
+        {"data surrogate", STORE_INSERT, STORE_AUDIT, "u5", NULL, "\xed\xa0\x80", 0, -1},
+        {"data past U+10FFFF", STORE_INSERT, STORE_AUDIT, "u6", NULL, "\xf4\x90\x80\x80", 0, -1},
+        {"id latin-1", STORE_INSERT, STORE_AUDIT, "caf\xe9", NULL, "{}", 0, -1},
+        {"owner invalid utf-8", STORE_INSERT, STORE_AUDIT, "u7", "\xff", "{}", 0, -1},
     };
     char target[512], err[ERR_LEN];
     struct store *st = tst_open_fresh(target, sizeof(target));
     size_t expected_rows = 0;
 
     for (size_t i = 0; i < nitems(rows); i++) {
-        struct store_rec r = tst_rec((enum store_kind)rows[i].kind, rows[i].id, rows[i].owner,
-                                     NULL, NULL, 1, rows[i].data);
+        struct store_rec r = tst_rec((enum store_kind)rows[i].kind, rows[i].id, rows[i].owner, NULL,
+                                     NULL, 1, rows[i].data);
         struct store_write w = {(enum store_op)rows[i].op, &r, rows[i].expect};
         print_message("row %s\n", rows[i].name);
         err[0] = '\0';

@@ -49,8 +49,7 @@ struct store *tst_open_fresh(char *target, size_t targetlen)
 }
 
 struct store_rec tst_rec(enum store_kind kind, const char *id, const char *owner,
-                         const char *lookup, const char *status, int64_t created,
-                         const char *data)
+                         const char *lookup, const char *status, int64_t created, const char *data)
 {
     /* store_commit only reads the record, so borrowed strings are safe to cast. */
     struct store_rec r = {.kind = kind,

@@ -1,0 +1,315 @@
+/*
+ * test_res_device.c: device-attest-01 through the resource handlers with the
+ * real Apple vector attobj_WRPWFW61H9.cbor at a fixed time inside its leaf
+ * window: identifier syntax (DA-1..DA-3), refusals that settle everything
+ * invalid (nonce, identity, validity, device error), malformed responses that
+ * leave the challenge pending, success with the attestation recorded, and the
+ * attested-key check at finalize (DA-17).
+ */
+#include "test_res_helpers.h"
+
+#define VECTOR ATTESTA_SHARED_DIR "/vectors/apple/attobj_WRPWFW61H9.cbor"
+/* 2026-06-01T00:00:00Z, inside the leaf's 2026-04-28 .. 2026-07-28 window. */
+#define IN_WINDOW 1780272000
+#define AFTER_WINDOW 1790000000
+
+static char *
+attobj_payload(void)
+{
+    size_t len = 0;
+    unsigned char *cbor = t_read_file(VECTOR, &len);
+    char *b64 = b64u_encode(cbor, len), *out;
+
+    out = xasprintf("{\"attObj\":\"%s\",\"extra\":1}", b64);
+    free(b64);
+    free(cbor);
+    return out;
+}
+
+/* A devices-policy order for value; returns authz and challenge ids. */
+static void
+device_order(const char *type, const char *value, char oid[64], char az[64], char ch[64])
+{
+    char azs[1][64], *ids = xasprintf("[{\"type\":\"%s\",\"value\":\"%s\"}]", type, value);
+    struct t_res r = {0};
+    const cJSON *chs;
+
+    t_new_order("devices", &T.acct1, ids, oid, azs, 1);
+    snprintf(az, 64, "%s", azs[0]);
+    t_call_as(acme_h_authz, "devices", &T.acct1, NULL, az, NULL, NULL, &r);
+    chs = cJSON_GetObjectItemCaseSensitive(r.json, "challenges");
+    assert_int_equal(cJSON_GetArraySize(chs), 1); /* CH-3: device-attest-01 only */
+    assert_string_equal(t_str(cJSON_GetArrayItem(chs, 0), "type"), "device-attest-01");
+    t_last(t_str(cJSON_GetArrayItem(chs, 0), "url"), 1, ch, 64);
+    free(ids);
+    t_res_clear(&r);
+}
+
+/* The published preimage of this leaf's freshness code (vectors README): made the token. */
+#define KNOWN_TOKEN                                                                                \
+    "qKxKds4zZk81flmOxcOmQVYSL0xkeg88tLBfXd7ghhJ/QYjW5ZKBAzASJ0TPwseWv38jW61NESGDtGsJqdzJ9Q=="
+
+static void
+inject_token(const char *az)
+{
+    struct acme_authz a = {0};
+    struct acme_problem prob = {0};
+    struct store_rec rec;
+    char *data, err[ERR_LEN];
+
+    assert_int_equal(acme_authz_load(T.ctx, az, &a, &prob), 0);
+    snprintf(a.ch[0].token, sizeof(a.ch[0].token), "%s", KNOWN_TOKEN);
+    acme_authz_rec(&a, &rec, &data);
+    assert_int_equal(
+        store_commit(T.store, &(struct store_write){STORE_UPDATE, &rec, a.version}, 1, err), 0);
+    free(data);
+    acme_authz_clear(&a);
+}
+
+/* Pretends the device attested key (its private key is not public). */
+static void
+bind_key(const char *az, EVP_PKEY *key)
+{
+    struct acme_authz a = {0};
+    struct acme_problem prob = {0};
+    struct store_rec rec;
+    char *data, err[ERR_LEN];
+
+    assert_int_equal(acme_authz_load(T.ctx, az, &a, &prob), 0);
+    assert_int_equal(pki_key_spki_sha256_hex(key, a.att.spki_sha256), 0);
+    acme_authz_rec(&a, &rec, &data);
+    assert_int_equal(
+        store_commit(T.store, &(struct store_write){STORE_UPDATE, &rec, a.version}, 1, err), 0);
+    free(data);
+    acme_authz_clear(&a);
+}
+
+/* DA-4, §8 step 10: clientAuth only, CN and permanentIdentifier = the device. */
+static void
+check_device_cert(const char *url)
+{
+    char serial[64], cn[64];
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    struct t_res r = {0};
+    size_t len = 0;
+    X509 *x;
+
+    t_last(url, 1, serial, sizeof(serial));
+    t_call_as(acme_h_cert, "devices", &T.acct1, NULL, serial, NULL, NULL, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(pki_pem_to_der(r.resp.body, &der, &len), 0);
+    p = der;
+    x = d2i_X509(NULL, &p, (long)len);
+    assert_non_null(x);
+    assert_true(X509_get_extended_key_usage(x) & XKU_SSL_CLIENT);
+    assert_false(X509_get_extended_key_usage(x) & XKU_SSL_SERVER);
+    assert_true(X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE);
+    assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
+                                          sizeof(cn)) > 0);
+    assert_string_equal(cn, "WRPWFW61H9");
+    assert_non_null(memmem(der, len, "WRPWFW61H9", 10));
+    X509_free(x);
+    free(der);
+    t_res_clear(&r);
+}
+
+static const char *
+status_of(acme_handler_fn *h, const char *id1, const char *id2)
+{
+    static char st[16];
+    struct t_res r = {0};
+
+    t_call_as(h, "devices", &T.acct1, NULL, id1, id2, NULL, &r);
+    snprintf(st, sizeof(st), "%s", t_str(r.json, "status"));
+    t_res_clear(&r);
+    return st;
+}
+
+struct id_case {
+    const char *type;
+    const char *value;
+    bool ok;
+};
+
+static const struct id_case id_cases[] = {
+    {"permanent-identifier", "ABCDEF123456", true},
+    {"permanent-identifier", "ABCDEF123456/1.2.3.4", true},
+    {"permanent-identifier", "", false},
+    {"permanent-identifier", "ABC/", false},
+    {"permanent-identifier", "ABC/1.40", false},
+    {"permanent-identifier", "ABC/3.1", false},
+    {"permanent-identifier", "ABC/1.2.03", false},
+    {"permanent-identifier", "/1.2.3", false},
+    {"permanent-identifier", "AB\\u0001C", false},
+    {"hardware-module", "ABCD/1.2.3.4", true},
+    {"hardware-module", "ABCD", false},
+    {"hardware-module", "/1.2.3", false},
+    {"dns", "example.org", false}, /* not offered by the devices directory */
+};
+
+static void
+test_device_identifiers(void **state)
+{
+    struct t_res r = {0};
+    char *p;
+    size_t i;
+
+    for (i = 0; i < nitems(id_cases); i++) {
+        p = xasprintf("{\"identifiers\":[{\"type\":\"%s\",\"value\":\"%s\"}]}", id_cases[i].type,
+                      id_cases[i].value);
+        t_call_as(acme_h_new_order, "devices", &T.acct1, NULL, NULL, NULL, p, &r);
+        if ((r.rc == 0) != id_cases[i].ok)
+            fail_msg("%s %s: rc %d (%s)", id_cases[i].type, id_cases[i].value, r.rc, r.prob.detail);
+        if (!id_cases[i].ok && strcmp(id_cases[i].type, "dns") != 0)
+            assert_string_equal(r.prob.type, "malformed");
+        free(p);
+    }
+    t_res_clear(&r);
+}
+
+/* Malformed responses: 400 malformed, the challenge stays pending (DA-9). */
+static void
+test_malformed_response(void **state)
+{
+    static const char *const bad[] = {
+        "{}",
+        "{\"attObj\":\"\"}",
+        "{\"attObj\":\"oWNmbXQ=\"}",
+        "{\"attObj\":\"@@@\"}",
+        "{\"attObj\":5}",
+    };
+    char oid[64], az[64], ch[64];
+    struct t_res r = {0};
+    size_t i;
+
+    clk_set_fixed(IN_WINDOW);
+    device_order("permanent-identifier", "WRPWFW61H9", oid, az, ch);
+    for (i = 0; i < nitems(bad); i++) {
+        t_call_as(acme_h_challenge, "devices", &T.acct1, NULL, az, ch, bad[i], &r);
+        assert_int_equal(r.rc, -1);
+        assert_string_equal(r.prob.type, "malformed");
+        assert_string_equal(status_of(acme_h_challenge, az, ch), "pending");
+    }
+    clk_set_fixed(-1);
+    t_res_clear(&r);
+}
+
+/* Refusal: badAttestationStatement 400, then challenge, authz and order invalid (DA-15). */
+static void
+expect_refusal(const char *value, int64_t at, const char *payload, const char *detail_part,
+               const char *sub_type, bool known_token)
+{
+    char oid[64], az[64], ch[64];
+    struct t_res r = {0};
+    const cJSON *err;
+
+    clk_set_fixed(at);
+    device_order("permanent-identifier", value, oid, az, ch);
+    if (known_token)
+        inject_token(az);
+    t_call_as(acme_h_challenge, "devices", &T.acct1, NULL, az, ch, payload, &r);
+    assert_int_equal(r.rc, -1);
+    assert_int_equal(r.prob.status, 400);
+    assert_string_equal(r.prob.type, "badAttestationStatement");
+    if (strstr(r.prob.detail, detail_part) == NULL)
+        fail_msg("detail \"%s\" lacks \"%s\"", r.prob.detail, detail_part);
+    if (sub_type != NULL) {
+        assert_int_equal(r.prob.nsub, 1);
+        assert_string_equal(r.prob.sub[0].type, sub_type);
+        assert_string_equal(r.prob.sub[0].id_value, value);
+    }
+    t_call_as(acme_h_challenge, "devices", &T.acct1, NULL, az, ch, NULL, &r);
+    assert_string_equal(t_str(r.json, "status"), "invalid");
+    err = cJSON_GetObjectItemCaseSensitive(r.json, "error");
+    assert_string_equal(t_str(err, "type"), ACME_ERR_NS "badAttestationStatement");
+    assert_string_equal(status_of(acme_h_authz, az, NULL), "invalid");
+    assert_string_equal(status_of(acme_h_order, oid, NULL), "invalid");
+    clk_set_fixed(-1);
+    t_res_clear(&r);
+}
+
+static void
+test_refusals(void **state)
+{
+    char *p = attobj_payload();
+
+    /* The vector's freshness code was made for another nonce than our random token. */
+    expect_refusal("WRPWFW61H9", IN_WINDOW, p, "nonce", NULL, false);
+    expect_refusal("WRPWFW61H9", AFTER_WINDOW, p, "", NULL, true);
+    expect_refusal("WRPWFW61H9", IN_WINDOW, "{\"error\":{\"detail\":\"user declined\"}}",
+                   "user declined", NULL, false);
+    /* DA-14: right nonce, another device. */
+    expect_refusal("ZZZZZZ0000", IN_WINDOW, p, "", "rejectedIdentifier", true);
+    free(p);
+}
+
+/* Success (the token is the known preimage): valid everywhere, then the CSR key must be the
+ * attested one. */
+static void
+test_success_and_key_binding(void **state)
+{
+    char oid[64], az[64], ch[64], err[ERR_LEN], *p = attobj_payload(), *csr, *fin;
+    struct acme_authz a = {0};
+    struct acme_problem prob = {0};
+    struct t_res r = {0};
+    EVP_PKEY *key = pki_key_generate(PKI_KEY_P256, err);
+
+    clk_set_fixed(IN_WINDOW);
+    device_order("permanent-identifier", "WRPWFW61H9", oid, az, ch);
+    inject_token(az);
+    t_call_as(acme_h_challenge, "devices", &T.acct1, NULL, az, ch, p, &r);
+    if (r.rc != 0)
+        fail_msg("device-attest-01: %s", r.prob.detail);
+    assert_string_equal(t_str(r.json, "status"), "valid");
+    assert_non_null(t_str(r.json, "validated"));
+    assert_non_null(t_hdr(&r, "Link"));
+    assert_string_equal(status_of(acme_h_authz, az, NULL), "valid");
+    assert_string_equal(status_of(acme_h_order, oid, NULL), "ready");
+    /* DA-20: the attested attributes, never the attObj. */
+    assert_int_equal(acme_authz_load(T.ctx, az, &a, &prob), 0);
+    assert_true(a.att.present);
+    assert_string_equal(a.att.serial, "WRPWFW61H9");
+    assert_string_equal(a.att.udid, "00006021-0014182A11C0201E");
+    assert_string_equal(a.att.os_version, "26.2");
+    assert_int_equal(strlen(a.att.spki_sha256), 64);
+    acme_authz_clear(&a);
+    /* Re-posting returns the current state. */
+    t_call_as(acme_h_challenge, "devices", &T.acct1, NULL, az, ch, p, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(t_str(r.json, "status"), "valid");
+
+    csr = t_csr(key, "WRPWFW61H9", NULL, false);
+    fin = xasprintf("{\"csr\":\"%s\"}", csr);
+    t_call_as(acme_h_finalize, "devices", &T.acct1, NULL, oid, NULL, fin, &r);
+    assert_int_equal(r.rc, -1);
+    assert_string_equal(r.prob.type, "badCSR");
+    assert_non_null(strstr(r.prob.detail, "not the attested key"));
+    assert_string_equal(status_of(acme_h_order, oid, NULL), "ready");
+    /* With the attested key (injected: the device's private key is not public) it issues. */
+    bind_key(az, key);
+    t_call_as(acme_h_finalize, "devices", &T.acct1, NULL, oid, NULL, fin, &r);
+    if (r.rc != 0)
+        fail_msg("finalize: %s", r.prob.detail);
+    assert_string_equal(t_str(r.json, "status"), "valid");
+    check_device_cert(t_str(r.json, "certificate"));
+    clk_set_fixed(-1);
+    free(csr);
+    free(fin);
+    free(p);
+    EVP_PKEY_free(key);
+    t_res_clear(&r);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_device_identifiers),
+        cmocka_unit_test(test_malformed_response),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_success_and_key_binding),
+    };
+
+    return cmocka_run_group_tests(tests, t_setup, t_teardown);
+}
