@@ -28,6 +28,7 @@ static const struct {
                          "  eab remove KID [-c FILE]             delete an EAB key"},
     {"ca", srv_cmd_ca, "ca init --dir DIR --name NAME       create a development CA"},
     {"attest", srv_cmd_attest, "attest inspect FILE [--at TIME]     verify an attestation"},
+    {"mdm", srv_cmd_mdm, "mdm lookup SOURCE SERIAL [--udid U] [-c FILE]  test a signal source"},
     {"profile", srv_cmd_profile, "profile --policy NAME [-c FILE] [--out F]  write a .mobileconfig"},
     {"version", cmd_version, "version                              print the version"},
     {"help", cmd_help, "help                                 this text"},

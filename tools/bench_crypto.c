@@ -218,6 +218,19 @@ out:
     return rc;
 }
 
+/* Removes fa_ca_init_dir's four files and the directory; nothing else is created there. */
+static void rm_ca_dir(const char *dir)
+{
+    static const char *const files[] = {"apple-root.pem", "apple-root.key", "apple-sub.pem",
+                                        "apple-sub.key"};
+    for (size_t i = 0; i < nitems(files); i++) {
+        char *p = xasprintf("%s/%s", dir, files[i]);
+        remove(p);
+        free(p);
+    }
+    remove(dir);
+}
+
 int bench_crypto_measure(struct bench_crypto *c, int iters, char err[ERR_LEN])
 {
     char dir[] = "/tmp/attesta-bench-crypto.XXXXXX";
@@ -233,17 +246,7 @@ int bench_crypto_measure(struct bench_crypto *c, int iters, char err[ERR_LEN])
         goto out;
     rc = 0;
 out:
-    {
-        /* fa_ca_init_dir's four files; nothing else is created there. */
-        static const char *const files[] = {"apple-root.pem", "apple-root.key", "apple-sub.pem",
-                                            "apple-sub.key"};
-        for (size_t i = 0; i < nitems(files); i++) {
-            char *p = xasprintf("%s/%s", dir, files[i]);
-            remove(p);
-            free(p);
-        }
-        remove(dir);
-    }
+    rm_ca_dir(dir);
     return rc;
 }
 

@@ -101,7 +101,7 @@ struct result {
     pthread_cond_t cv;
     int n;
     bool ok;
-    char detail[ACME_DETAIL_LEN];
+    char detail[ACME_DETAIL_LEN + 64]; /* type, ": " and the whole detail */
 };
 
 static void done_cb(void *arg, struct acme_validation *v, bool ok, const struct acme_problem *prob)
@@ -157,7 +157,7 @@ static bool run_one(enum acme_chall_type type, const char *txt, char *detail, si
 
 static void test_challtestsrv(void **state)
 {
-    char detail[ACME_DETAIL_LEN], json[512];
+    char detail[ACME_DETAIL_LEN + 64], json[512];
     unsigned char md[32];
     char *txt;
 
