@@ -100,6 +100,23 @@ struct acme_validation {
  */
 typedef void acme_validate_fn(void *arg, struct acme_validation *v);
 
+/*
+ * Something an operator wants to know about, after it is durable:
+ * type is "certificate.issued", "enrollment.denied" or "certificate.revoked";
+ * json is a complete JSON object describing it (borrowed for the call).
+ * Called on a worker-pool thread; must not block (queue and return).
+ */
+typedef void acme_event_fn(void *arg, const char *type, const char *json);
+
+/*
+ * Provided by the server: run fn(arg) soon on a worker-pool thread (where
+ * blocking on the store is fine). Thread-safe, never runs fn synchronously.
+ * Used to continue a request after an asynchronous step (an MDM lookup).
+ */
+typedef void acme_defer_fn(void *defer_arg, void (*fn)(void *arg), void *arg);
+
+struct mdm_engine;
+
 struct acme_deps {
     const struct cfg *cfg;            /* borrowed, outlives the ctx */
     struct store *store;              /* borrowed */
@@ -109,6 +126,11 @@ struct acme_deps {
     const char *base_url;             /* "https://localhost:8443", no trailing slash */
     acme_validate_fn *validate;
     void *validate_arg;
+    struct mdm_engine *mdm;           /* borrowed; NULL when no signal source is configured */
+    acme_event_fn *event;             /* NULL = no event sink */
+    void *event_arg;
+    acme_defer_fn *defer;             /* required when mdm != NULL */
+    void *defer_arg;
 };
 
 struct acme_ctx;
