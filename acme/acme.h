@@ -131,6 +131,10 @@ struct acme_deps {
     void *event_arg;
     acme_defer_fn *defer;             /* required when mdm != NULL */
     void *defer_arg;
+    /* Configuration reload: the ctx being replaced, whose nonces and rate
+       limiter the new ctx shares (refcounted), so clients mid-flow keep
+       working. NULL = fresh state. Borrowed for the call. */
+    const struct acme_ctx *share;
 };
 
 struct acme_ctx;

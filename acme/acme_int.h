@@ -36,6 +36,7 @@
 /* ---- ctx.c ---- */
 struct acme_nonces;
 struct acme_ratelimit;
+struct acme_state;
 
 struct acme_ctx {
     const struct cfg *cfg;
@@ -48,6 +49,12 @@ struct acme_ctx {
     void *validate_arg;
     struct acme_nonces *nonces;
     struct acme_ratelimit *rate;   /* orders per account per hour */
+    struct acme_state *state;      /* owns nonces and rate; shared across reloads */
+    struct mdm_engine *mdm;        /* NULL: no signal source configured */
+    acme_event_fn *event;          /* NULL: no event sink */
+    void *event_arg;
+    acme_defer_fn *defer;
+    void *defer_arg;
 };
 /* The CA a policy issues from (never NULL after ctx creation checked the config). */
 struct pki_ca *acme_policy_ca(const struct acme_ctx *ctx, const struct cfg_policy *pol);

@@ -10,9 +10,12 @@
  *           "notBefore"?,"notAfter"?,"error"?,"certificate"?}
  *   authz: {"policy","order","identifier":{type,value},"wildcard"?,
  *           "challenges":[{id,type,token,status,validated?,keyAuthz?,error?}],
- *           "attestation"?:{serial,udid,os_version,sepos_version,spki_sha256}}
+ *           "attestation"?:{serial,udid,os_version,sepos_version,spki_sha256},
+ *           "decision"?:{allowed,reason,roles:[..],mdm:{SOURCE:{ATTR:value}}},
+ *           "approval"?:{state,reason?,at?}}
  *   cert:  {"order","policy","ca","pem","not_before","not_after",
- *           "revoked_reason"?,"revoked_at"?}
+ *           "revoked_reason"?,"revoked_at"?,"device"?,"supersedes"?,"superseded_by"?}
+ *   audit: {"stage","decision","policy",...}: see audit.c
  */
 #ifndef ACMESRV_ACME_RES_INT_H
 #define ACMESRV_ACME_RES_INT_H
@@ -30,7 +33,7 @@
 /* Orders listed by account/<id>/orders (no paging: the path carries no cursor). */
 #define ACME_MAX_ORDERS_LIST 1000
 /* Seconds suggested to pollers. */
-#define ACME_RETRY_POLL 3
+#define ACME_RETRY_POLL 1
 #define ACME_RETRY_ARI 21600
 
 enum acme_id_type { ACME_ID_DNS, ACME_ID_IP, ACME_ID_PERMANENT, ACME_ID_HARDWARE, ACME_ID__MAX };
@@ -74,6 +77,9 @@ struct acme_authz {
     struct acme_chall ch[ACME_MAX_CHALLS];
     size_t nch;
     struct acme_attested att;
+    cJSON *decision;           /* admission outcome (owned) or NULL; see approval.c */
+    char approval[16];         /* "" (none) | pending | approved | denied */
+    char approval_reason[256]; /* a denial's reason */
 };
 
 struct acme_order {
@@ -104,6 +110,9 @@ struct acme_cert {
     int64_t not_before, not_after;
     int reason; /* -1 when revoked without a reason, or not revoked */
     int64_t revoked_at;
+    char device[ACME_MAX_IDENTIFIER + 1]; /* device part of the identifier, "" for DNS/IP */
+    char supersedes[41];                  /* serial this certificate replaced, or "" */
+    char superseded_by[41];               /* serial that replaced this one, or "" */
 };
 
 /* ---- cert.c ---- */
@@ -170,6 +179,105 @@ struct acme_validation *acme_validation_build(const struct acme_authz *a,
                                               const struct acme_chall *ch);
 /* Index of chall_id in a, or -1. */
 int acme_authz_find_chall(const struct acme_authz *a, const char *chall_id);
+
+/* What a settlement does besides the challenge result (acme_res_settle_ex). */
+struct acme_settle {
+    bool ok;
+    bool hold;                        /* ok, but an administrator must approve: the
+                                         challenge stays processing, the authz pending */
+    const struct acme_problem *fail;  /* !ok: the challenge's error */
+    const struct acme_attested *att;  /* recorded with the authz, or NULL */
+    const cJSON *decision;            /* stored with the authz (copied), or NULL */
+    const char *approval;             /* new approval state, or NULL to keep */
+    const struct store_rec *audit;    /* inserted in the same commit, or NULL */
+};
+/* acme_res_settle with the extras above; same contract. */
+int acme_res_settle_ex(struct acme_ctx *ctx, const char *authz_id, const char *chall_id,
+                       const struct acme_settle *s, struct acme_authz *out,
+                       struct acme_problem *prob);
+
+/* ---- approval.c: decision and approval members of an authz ---- */
+/* Reads "decision" and "approval" of a stored authz object into a. */
+void acme_authz_extra_parse(const cJSON *root, struct acme_authz *a);
+/* Writes them into root. */
+void acme_authz_extra_rec(const struct acme_authz *a, cJSON *root);
+/*
+ * A device held for manual approval: when an administrator decided (the
+ * approval member says approved or denied), settles the authz accordingly in
+ * one commit and reloads *a. 0 (nothing to do or done), -1 with prob.
+ */
+int acme_approval_poll(struct acme_ctx *ctx, struct acme_authz *a, struct acme_problem *prob);
+/* The same for every authz of an order still pending; reloads *o when any settled. */
+int acme_approval_poll_order(struct acme_ctx *ctx, struct acme_order *o,
+                             struct acme_problem *prob);
+
+/* ---- audit.c: decision records and events ---- */
+struct mdm_result;
+struct pol_roles;
+struct acme_audit {
+    const char *stage;      /* "admission" | "approval" | "issuance" | "revocation" */
+    bool allowed;
+    const char *lookup;     /* device serial, else the identifier */
+    const char *policy, *reason, *account, *identifier, *authz;
+    const struct pol_roles *roles;        /* or NULL */
+    const struct mdm_result *mdm;         /* one per source consulted */
+    size_t nmdm;
+    const char *tpl, *ca, *cert_serial, *supersedes, *approval;
+};
+/* A STORE_AUDIT record ready to commit (rec borrows id, data and au's lookup). */
+struct acme_audit_rec {
+    struct store_rec rec;
+    char id[ACME_MAX_ID];
+    char *data;
+};
+void acme_audit_make(const struct acme_audit *au, struct acme_audit_rec *out);
+void acme_audit_clear(struct acme_audit_rec *r);
+/* The audit data as a JSON object (for events too). Caller deletes. */
+cJSON *acme_audit_json(const struct acme_audit *au);
+/* Hands type + obj to the event sink, if any, and deletes obj. Call after the commit. */
+void acme_emit(struct acme_ctx *ctx, const char *type, cJSON *obj);
+
+/* ---- device_mdm.c: admission after a verified attestation ---- */
+/*
+ * Decides a verified device-attest-01 (claims checked): with signal sources,
+ * moves the challenge to processing and starts the lookups (the answer comes
+ * later, on a worker); without, decides now. Fills rq->resp. 0/-1 with prob.
+ */
+int acme_device_admit(struct acme_rq *rq, struct acme_authz *a, size_t idx,
+                      const struct acme_attested *att, struct acme_problem *prob);
+/* Restarts the lookups of a device challenge left processing (recovery). 0/-1. */
+int acme_device_lookups_restart(struct acme_ctx *ctx, const struct acme_authz *a, size_t idx);
+/*
+ * Rebuilds the MDM part of a pol_input from a stored decision (names and
+ * values borrowed from decision). 0, or -1 when the arrays are too small.
+ */
+struct pol_mdm;
+struct pol_attr;
+int acme_decision_input(const cJSON *decision, struct pol_mdm *mdm, size_t maxmdm,
+                        struct pol_attr *attrs, size_t maxattrs, size_t *nmdm);
+/* Fills a pol_input's claims from what the authz recorded. */
+void acme_attested_claims(const struct acme_attested *att, struct att_claims *out);
+
+/* ---- issue.c: templates, supersede, issuance events (finalize) ---- */
+struct pol_rendered;
+/* The audit/supersede key of an order: the attested serial, else the device part. */
+void acme_issue_key(const struct acme_order *o, const struct acme_authz *az, char *out,
+                    size_t len);
+/* The roles az's decision recorded (names borrowed from az). */
+void acme_issue_roles(const struct acme_authz *az, struct pol_roles *roles);
+/* Renders rq's policy template for the order; badCSR naming the missing variable. */
+int acme_issue_render(struct acme_rq *rq, const struct acme_order *o, const struct acme_authz *az,
+                      const struct pki_csr *csr, struct pki_issue_req *req,
+                      struct pol_rendered *store, struct acme_problem *prob);
+/*
+ * The current certificate of device key under policy (other than exclude):
+ * 0 found (*old loaded), 1 none, -1 error.
+ */
+int acme_supersede_find(struct acme_ctx *ctx, const char *key, const char *policy,
+                        const char *exclude, struct acme_cert *old, struct acme_problem *prob);
+/* certificate.issued (and certificate.revoked for a revoked old) after the commit. */
+void acme_issue_events(struct acme_ctx *ctx, const struct acme_audit *au, const struct acme_cert *c,
+                       const struct acme_cert *old);
 
 /* ---- device_attest.c ---- */
 /* Handles the device-attest-01 response for challenge a->ch[idx] (payload already an object). */

@@ -279,6 +279,7 @@ acme_authz_clear(struct acme_authz *a)
         return;
     for (i = 0; i < a->nch && i < ACME_MAX_CHALLS; i++)
         cJSON_Delete(a->ch[i].error);
+    cJSON_Delete(a->decision);
     memset(a, 0, sizeof(*a));
 }
 
@@ -343,6 +344,7 @@ authz_parse_data(struct acme_authz *a, const char *data)
         a->nch++;
     }
     att_parse(cJSON_GetObjectItemCaseSensitive(root, "attestation"), &a->att);
+    acme_authz_extra_parse(root, a);
     rc = 0;
 out:
     cJSON_Delete(root);
@@ -416,6 +418,7 @@ acme_authz_rec(const struct acme_authz *a, struct store_rec *rec, char **data)
         cJSON_AddStringToObject(att, "sepos_version", a->att.sepos_version);
         cJSON_AddStringToObject(att, "spki_sha256", a->att.spki_sha256);
     }
+    acme_authz_extra_rec(a, root);
     *data = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     memset(rec, 0, sizeof(*rec));
@@ -549,6 +552,8 @@ acme_h_authz(struct acme_rq *rq, struct acme_problem *prob)
                          "this authorization belongs to another account");
         goto out;
     }
+    if (rq->jws.post_as_get && acme_approval_poll(rq->ctx, &a, prob) != 0)
+        goto out;
     if (!rq->jws.post_as_get) {
         want = acme_json_str(rq->jws.payload, "status");
         if (!cJSON_IsObject(rq->jws.payload) || want == NULL || strcmp(want, "deactivated") != 0) {

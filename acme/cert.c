@@ -46,6 +46,10 @@ cert_parse_data(struct acme_cert *c, const char *data)
     c->not_after = num(root, "not_after", 0);
     c->reason = (int)num(root, "revoked_reason", -1);
     c->revoked_at = num(root, "revoked_at", 0);
+    acme_strlcpy(c->device, acme_json_str(root, "device"), sizeof(c->device));
+    acme_strlcpy(c->supersedes, acme_json_str(root, "supersedes"), sizeof(c->supersedes));
+    acme_strlcpy(c->superseded_by, acme_json_str(root, "superseded_by"),
+                 sizeof(c->superseded_by));
     rc = 0;
 out:
     cJSON_Delete(root);
@@ -99,6 +103,12 @@ acme_cert_rec(const struct acme_cert *c, struct store_rec *rec, char **data)
         cJSON_AddNumberToObject(d, "revoked_reason", c->reason);
     if (c->revoked_at != 0)
         cJSON_AddNumberToObject(d, "revoked_at", (double)c->revoked_at);
+    if (c->device[0] != '\0')
+        cJSON_AddStringToObject(d, "device", c->device);
+    if (c->supersedes[0] != '\0')
+        cJSON_AddStringToObject(d, "supersedes", c->supersedes);
+    if (c->superseded_by[0] != '\0')
+        cJSON_AddStringToObject(d, "superseded_by", c->superseded_by);
     *data = cJSON_PrintUnformatted(d);
     cJSON_Delete(d);
     memset(rec, 0, sizeof(*rec));

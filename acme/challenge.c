@@ -79,21 +79,33 @@ others_valid(struct acme_ctx *ctx, const struct acme_order *o, const char *done_
 
 /* Applies the result to a loaded authz and its order (in memory). 0/-1. */
 static int
-apply_result(struct acme_ctx *ctx, struct acme_authz *a, size_t idx, struct acme_order *o, bool ok,
-             const struct acme_problem *fail, const struct acme_attested *att,
-             struct acme_problem *prob)
+apply_result(struct acme_ctx *ctx, struct acme_authz *a, size_t idx, struct acme_order *o,
+             const struct acme_settle *s, struct acme_problem *prob)
 {
     struct acme_chall *ch = &a->ch[idx];
     bool all = false;
 
     cJSON_Delete(ch->error);
     ch->error = NULL;
-    if (!ok) {
+    if (s->decision != NULL) {
+        cJSON_Delete(a->decision);
+        a->decision = cJSON_Duplicate(s->decision, 1);
+    }
+    if (s->approval != NULL)
+        acme_strlcpy(a->approval, s->approval, sizeof(a->approval));
+    if (s->att != NULL)
+        a->att = *s->att;
+    if (!s->ok) {
         acme_strlcpy(ch->status, "invalid", sizeof(ch->status));
-        ch->error = fail != NULL ? acme_problem_to_json(fail) : NULL;
+        ch->error = s->fail != NULL ? acme_problem_to_json(s->fail) : NULL;
         if (strcmp(a->status, "pending") == 0)
             acme_strlcpy(a->status, "invalid", sizeof(a->status));
-        acme_order_fail(o, fail);
+        acme_order_fail(o, s->fail);
+        return 0;
+    }
+    if (s->hold) {
+        /* Admitted but waiting for an administrator: nothing is valid yet. */
+        acme_strlcpy(ch->status, "processing", sizeof(ch->status));
         return 0;
     }
     acme_strlcpy(ch->status, "valid", sizeof(ch->status));
@@ -102,8 +114,6 @@ apply_result(struct acme_ctx *ctx, struct acme_authz *a, size_t idx, struct acme
     if (strcmp(acme_authz_status(a), "pending") != 0)
         return 0;
     acme_strlcpy(a->status, "valid", sizeof(a->status));
-    if (att != NULL)
-        a->att = *att;
     if (strcmp(acme_order_status(o), "pending") != 0)
         return 0;
     if (others_valid(ctx, o, a->id, &all, prob) != 0)
@@ -115,14 +125,14 @@ apply_result(struct acme_ctx *ctx, struct acme_authz *a, size_t idx, struct acme
 
 /* One read-modify-write round: 0 done, 1 version conflict, -1 error. */
 static int
-settle_once(struct acme_ctx *ctx, const char *authz_id, const char *chall_id, bool ok,
-            const struct acme_problem *fail, const struct acme_attested *att,
-            struct acme_authz *out, struct acme_problem *prob)
+settle_once(struct acme_ctx *ctx, const char *authz_id, const char *chall_id,
+            const struct acme_settle *s, struct acme_authz *out, struct acme_problem *prob)
 {
     struct acme_authz a = {0};
     struct acme_order o = {0};
     struct store_rec recs[2];
-    struct store_write w[2] = {{0}};
+    struct store_write w[3] = {{0}};
+    size_t nw = 2;
     char *data[2] = {NULL, NULL}, err[ERR_LEN] = "";
     const char *st;
     int rc = -1, idx;
@@ -142,14 +152,16 @@ settle_once(struct acme_ctx *ctx, const char *authz_id, const char *chall_id, bo
         acme_problem_set(prob, "serverInternal", 500, "authorization without its order");
         goto out;
     }
-    if (apply_result(ctx, &a, (size_t)idx, &o, ok, fail, att, prob) != 0)
+    if (apply_result(ctx, &a, (size_t)idx, &o, s, prob) != 0)
         goto out;
     /* The order is always rewritten: its version serialises sibling authzs settling at once. */
     acme_authz_rec(&a, &recs[0], &data[0]);
     acme_order_rec(&o, &recs[1], &data[1]);
     w[0] = (struct store_write){STORE_UPDATE, &recs[0], a.version};
     w[1] = (struct store_write){STORE_UPDATE, &recs[1], o.version};
-    rc = store_commit(ctx->store, w, 2, err);
+    if (s->audit != NULL)
+        w[nw++] = (struct store_write){STORE_INSERT, s->audit, 0};
+    rc = store_commit(ctx->store, w, nw, err);
     if (rc < 0)
         acme_store_problem(prob, "settling a challenge", err);
 out:
@@ -165,17 +177,26 @@ out:
 }
 
 int
-acme_res_settle(struct acme_ctx *ctx, const char *authz_id, const char *chall_id, bool ok,
-                const struct acme_problem *fail, const struct acme_attested *att,
-                struct acme_authz *out, struct acme_problem *prob)
+acme_res_settle_ex(struct acme_ctx *ctx, const char *authz_id, const char *chall_id,
+                   const struct acme_settle *s, struct acme_authz *out, struct acme_problem *prob)
 {
     int i, rc = 1;
 
     for (i = 0; i < ACME_COMMIT_TRIES && rc == 1; i++)
-        rc = settle_once(ctx, authz_id, chall_id, ok, fail, att, out, prob);
+        rc = settle_once(ctx, authz_id, chall_id, s, out, prob);
     if (rc == 1)
         acme_problem_set(prob, "serverInternal", 500, "authorization kept changing; retry");
     return rc == 0 ? 0 : -1;
+}
+
+int
+acme_res_settle(struct acme_ctx *ctx, const char *authz_id, const char *chall_id, bool ok,
+                const struct acme_problem *fail, const struct acme_attested *att,
+                struct acme_authz *out, struct acme_problem *prob)
+{
+    struct acme_settle s = {.ok = ok, .fail = fail, .att = att};
+
+    return acme_res_settle_ex(ctx, authz_id, chall_id, &s, out, prob);
 }
 
 void
@@ -288,6 +309,13 @@ acme_h_challenge(struct acme_rq *rq, struct acme_problem *prob)
         goto out;
     }
     if (rq->jws.post_as_get) {
+        if (acme_approval_poll(rq->ctx, &a, prob) != 0)
+            goto out;
+        idx = acme_authz_find_chall(&a, rq->id2);
+        if (idx < 0) {
+            acme_problem_set(prob, "serverInternal", 500, "challenge vanished");
+            goto out;
+        }
         acme_chall_respond(rq, &a, &a.ch[idx]);
         rc = 0;
         goto out;

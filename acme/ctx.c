@@ -5,6 +5,7 @@
  */
 #include "acme/acme_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +36,42 @@ acme_policy_ca(const struct acme_ctx *ctx, const struct cfg_policy *pol)
     return NULL;
 }
 
+/* Nonces and rate limits outlive a configuration reload: every ctx sharing them holds a ref. */
+struct acme_state {
+    atomic_int refs;
+};
+
+static int
+state_attach(struct acme_ctx *ctx, const struct acme_ctx *share, char err[ERR_LEN])
+{
+    if (share != NULL && share->state != NULL) {
+        atomic_fetch_add(&share->state->refs, 1);
+        ctx->state = share->state;
+        ctx->nonces = share->nonces;
+        ctx->rate = share->rate;
+        return 0;
+    }
+    ctx->nonces = acme_nonces_new(NONCE_WINDOW);
+    if (ctx->nonces == NULL) {
+        snprintf(err, ERR_LEN, "acme: cannot create the nonce key");
+        return -1;
+    }
+    ctx->rate = acme_ratelimit_new();
+    ctx->state = xcalloc(1, sizeof(*ctx->state));
+    atomic_init(&ctx->state->refs, 1);
+    return 0;
+}
+
+static void
+state_detach(struct acme_ctx *ctx)
+{
+    if (ctx->state != NULL && atomic_fetch_sub(&ctx->state->refs, 1) != 1)
+        return;
+    acme_nonces_free(ctx->nonces);
+    acme_ratelimit_free(ctx->rate);
+    free(ctx->state);
+}
+
 struct acme_ctx *
 acme_ctx_new(const struct acme_deps *deps, char err[ERR_LEN])
 {
@@ -61,6 +98,16 @@ acme_ctx_new(const struct acme_deps *deps, char err[ERR_LEN])
     ctx->base_url = xstrndup(deps->base_url, blen);
     ctx->validate = deps->validate;
     ctx->validate_arg = deps->validate_arg;
+    ctx->mdm = deps->mdm;
+    ctx->event = deps->event;
+    ctx->event_arg = deps->event_arg;
+    ctx->defer = deps->defer;
+    ctx->defer_arg = deps->defer_arg;
+    /* MDM answers arrive on the engine thread and must continue on a worker. */
+    if (ctx->mdm != NULL && ctx->defer == NULL) {
+        snprintf(err, ERR_LEN, "acme: an MDM engine needs a defer hook");
+        goto err;
+    }
     for (i = 0; i < ctx->cfg->npolicies; i++) {
         const struct cfg_policy *pol = &ctx->cfg->policies[i];
         if (acme_policy_ca(ctx, pol) == NULL) {
@@ -69,12 +116,8 @@ acme_ctx_new(const struct acme_deps *deps, char err[ERR_LEN])
             goto err;
         }
     }
-    ctx->nonces = acme_nonces_new(NONCE_WINDOW);
-    if (ctx->nonces == NULL) {
-        snprintf(err, ERR_LEN, "acme: cannot create the nonce key");
+    if (state_attach(ctx, deps->share, err) != 0)
         goto err;
-    }
-    ctx->rate = acme_ratelimit_new();
     return ctx;
 err:
     acme_ctx_free(ctx);
@@ -86,8 +129,7 @@ acme_ctx_free(struct acme_ctx *ctx)
 {
     if (ctx == NULL)
         return;
-    acme_nonces_free(ctx->nonces);
-    acme_ratelimit_free(ctx->rate);
+    state_detach(ctx);
     free(ctx->base_url);
     free(ctx);
 }

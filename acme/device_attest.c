@@ -66,22 +66,40 @@ verify(struct acme_rq *rq, const struct acme_authz *a, const struct acme_chall *
     return att_check_identity(claims, device, ac->accept_serial, ac->accept_udid, err);
 }
 
-/* Settles a refusal and turns it into the answer (DA-15, DA-16). */
+/* Settles a refusal (audited) and turns it into the answer (DA-15, DA-16). */
 static int
 refuse(struct acme_rq *rq, const struct acme_authz *a, const struct acme_chall *ch, const char *why,
        bool identity, struct acme_problem *prob)
 {
     struct acme_problem fail = {0}, sprob = {0};
+    struct acme_settle s = {0};
+    struct acme_audit au = {0};
+    struct acme_audit_rec ar = {0};
+    char device[ACME_MAX_IDENTIFIER + 1];
 
     acme_problem_set(&fail, "badAttestationStatement", 400, "%s", why);
     if (identity)
         acme_problem_add_sub(&fail, "rejectedIdentifier", acme_id_type_str[a->ident.type],
                              a->ident.value, "the attestation names another device");
-    if (acme_res_settle(rq->ctx, a->id, ch->id, false, &fail, NULL, NULL, &sprob) != 0) {
+    acme_ident_device_part(&a->ident, device, sizeof(device));
+    au.stage = "attestation";
+    au.lookup = device;
+    au.policy = a->policy;
+    au.reason = fail.detail;
+    au.account = a->owner;
+    au.identifier = a->ident.value;
+    au.authz = a->id;
+    acme_audit_make(&au, &ar);
+    s.fail = &fail;
+    s.audit = &ar.rec;
+    if (acme_res_settle_ex(rq->ctx, a->id, ch->id, &s, NULL, &sprob) != 0) {
+        acme_audit_clear(&ar);
         *prob = sprob;
         return -1;
     }
     log_info("acme", "authz %s device-attest-01 refused: %s", a->id, why);
+    acme_emit(rq->ctx, "enrollment.denied", acme_audit_json(&au));
+    acme_audit_clear(&ar);
     *prob = fail;
     return -1;
 }
@@ -103,14 +121,13 @@ acme_device_attest(struct acme_rq *rq, struct acme_authz *a, size_t idx, struct 
 {
     struct att_claims claims = {0};
     struct acme_attested att;
-    struct acme_authz done = {0};
     const struct acme_chall *ch = &a->ch[idx];
     const char *derr;
     unsigned char *cbor = NULL;
     size_t len = 0;
     char err[ERR_LEN] = "";
     enum att_result r;
-    int rc = -1, ni;
+    int rc = -1;
 
     /* Step 2: only a pending challenge of a pending authz is answered; else its state. */
     if (strcmp(acme_authz_status(a), "pending") != 0 || strcmp(ch->status, "pending") != 0) {
@@ -137,19 +154,10 @@ acme_device_attest(struct acme_rq *rq, struct acme_authz *a, size_t idx, struct 
         goto out;
     }
     claims_to_attested(&claims, &att);
-    if (acme_res_settle(rq->ctx, a->id, ch->id, true, NULL, &att, &done, prob) != 0)
-        goto out;
-    ni = acme_authz_find_chall(&done, ch->id);
-    if (ni < 0) {
-        acme_problem_set(prob, "serverInternal", 500, "challenge vanished");
-        goto out;
-    }
-    log_info("acme", "authz %s device-attest-01 valid (serial %s)", done.id, att.serial);
-    acme_chall_respond(rq, &done, &done.ch[ni]);
-    rc = 0;
+    log_info("acme", "authz %s device-attest-01 verified (serial %s)", a->id, att.serial);
+    rc = acme_device_admit(rq, a, idx, &att, prob);
 out:
     free(cbor);
     att_claims_clear(&claims);
-    acme_authz_clear(&done);
     return rc;
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/policy.h"
+
 static bool
 order_has(const struct acme_order *o, enum acme_id_type t, const char *value)
 {
@@ -178,7 +180,8 @@ read_csr(struct acme_rq *rq, struct pki_csr *csr, struct acme_problem *prob)
         acme_problem_set(prob, "malformed", 400, "csr is not base64url DER without padding");
         goto out;
     }
-    if (pki_csr_parse(der, len, rq->policy->key_types, csr, err) != 0) {
+    /* A template may narrow the policy's key types (a Wi-Fi profile wants EC only). */
+    if (pki_csr_parse(der, len, pol_key_types(rq->ctx->cfg, rq->policy), csr, err) != 0) {
         acme_problem_set(prob, "badCSR", 400, "%s", err);
         goto out;
     }
@@ -212,7 +215,21 @@ order_set_status(struct acme_ctx *ctx, struct acme_order *o, const char *status,
     return -1;
 }
 
-/* Builds the certificate profile and signs it. */
+/* Signs a rendered template request. */
+static int
+issue_rendered(struct acme_rq *rq, const struct acme_order *o, const struct pki_issue_req *req,
+               struct pki_issued *iss, struct acme_problem *prob)
+{
+    char err[ERR_LEN] = "";
+
+    if (pki_issue(acme_policy_ca(rq->ctx, rq->policy), req, iss, err) == 0)
+        return 0;
+    log_err("acme", "order %s: issuance failed: %s", o->id, err);
+    acme_problem_set(prob, "serverInternal", 500, "certificate issuance failed");
+    return -1;
+}
+
+/* Builds the built-in certificate profile and signs it. */
 static int
 issue(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
       struct pki_issued *iss, struct acme_problem *prob)
@@ -259,43 +276,145 @@ issue(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
     return rc;
 }
 
-/* Inserts the certificate and marks the order valid, atomically. */
-static int
-record(struct acme_rq *rq, struct acme_order *o, const struct pki_csr *csr,
-       const struct pki_issued *iss, struct acme_problem *prob)
+/* Fills the certificate record of a fresh issuance. */
+static void
+cert_fill(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
+          const struct pki_issued *iss, struct acme_cert *c)
 {
     const struct pki_ca *ca = acme_policy_ca(rq->ctx, rq->policy);
-    struct acme_cert c = {0};
-    struct store_rec recs[2];
-    struct store_write w[2];
-    char *data[2] = {NULL, NULL}, err[ERR_LEN] = "";
-    int rc;
 
-    acme_strlcpy(c.serial, iss->serial, sizeof(c.serial));
-    acme_strlcpy(c.owner, o->owner, sizeof(c.owner));
-    acme_strlcpy(c.status, "valid", sizeof(c.status));
-    (void)pki_key_spki_sha256_hex(csr->key, c.spki);
-    c.created = clk_now();
-    c.expires = iss->not_after;
-    acme_strlcpy(c.order, o->id, sizeof(c.order));
-    acme_strlcpy(c.policy, o->policy, sizeof(c.policy));
-    acme_strlcpy(c.ca, pki_ca_name(ca), sizeof(c.ca));
-    c.pem = xasprintf("%s%s", iss->pem, pki_ca_chain_pem(ca));
-    c.not_before = iss->not_before;
-    c.not_after = iss->not_after;
-    c.reason = -1;
+    memset(c, 0, sizeof(*c));
+    acme_strlcpy(c->serial, iss->serial, sizeof(c->serial));
+    acme_strlcpy(c->owner, o->owner, sizeof(c->owner));
+    acme_strlcpy(c->status, "valid", sizeof(c->status));
+    (void)pki_key_spki_sha256_hex(csr->key, c->spki);
+    c->created = clk_now();
+    c->expires = iss->not_after;
+    acme_strlcpy(c->order, o->id, sizeof(c->order));
+    acme_strlcpy(c->policy, o->policy, sizeof(c->policy));
+    acme_strlcpy(c->ca, pki_ca_name(ca), sizeof(c->ca));
+    c->pem = xasprintf("%s%s", iss->pem, pki_ca_chain_pem(ca));
+    c->not_before = iss->not_before;
+    c->not_after = iss->not_after;
+    c->reason = -1;
+    if (acme_id_is_device(o->ids[0].type))
+        acme_ident_device_part(&o->ids[0], c->device, sizeof(c->device));
+}
+
+/* The previous certificate of the device under this policy becomes superseded. */
+static int
+supersede(struct acme_rq *rq, const char *key, struct acme_cert *c, struct acme_cert *old,
+          bool *have_old, struct acme_problem *prob)
+{
+    int found;
+
+    *have_old = false;
+    if (c->device[0] == '\0')
+        return 0; /* network names: several orders may rightly hold one name */
+    found = acme_supersede_find(rq->ctx, key, c->policy, c->serial, old, prob);
+    if (found < 0)
+        return -1;
+    if (found > 0)
+        return 0;
+    *have_old = true;
+    acme_strlcpy(c->supersedes, old->serial, sizeof(c->supersedes));
+    acme_strlcpy(old->superseded_by, c->serial, sizeof(old->superseded_by));
+    if (rq->policy->supersede == CFG_SUPERSEDE_REVOKE) {
+        acme_strlcpy(old->status, "revoked", sizeof(old->status));
+        old->reason = 4; /* RFC 5280 superseded */
+        old->revoked_at = clk_now();
+    }
+    return 0;
+}
+
+/* One try of the issuance commit: 0 done, 1 conflict, -1 error. */
+static int
+record_once(struct acme_rq *rq, struct acme_order *o, const struct acme_authz *az,
+            const struct pki_csr *csr, const struct pki_issued *iss, struct acme_problem *prob)
+{
+    struct acme_cert c = {0}, old = {0};
+    struct store_rec recs[3];
+    struct store_write w[4];
+    struct acme_audit au = {0};
+    struct acme_audit_rec ar = {0};
+    struct pol_roles roles;
+    char *data[3] = {NULL, NULL, NULL}, err[ERR_LEN] = "", key[ACME_MAX_IDENTIFIER + 1];
+    bool have_old = false;
+    size_t nw = 3;
+    int rc = -1;
+
+    cert_fill(rq, o, csr, iss, &c);
+    acme_issue_key(o, az, key, sizeof(key));
+    if (supersede(rq, key, &c, &old, &have_old, prob) != 0)
+        goto out;
+    acme_issue_roles(&az[0], &roles);
+    au.stage = "issuance";
+    au.allowed = true;
+    au.lookup = key;
+    au.policy = o->policy;
+    au.reason = have_old ? "certificate issued; supersedes the previous one"
+                         : "certificate issued";
+    au.account = o->owner;
+    au.identifier = o->ids[0].value;
+    au.roles = &roles;
+    au.tpl = rq->policy->template;
+    au.ca = c.ca;
+    au.cert_serial = c.serial;
+    au.supersedes = c.supersedes;
+    acme_audit_make(&au, &ar);
     acme_cert_rec(&c, &recs[0], &data[0]);
     acme_strlcpy(o->status, "valid", sizeof(o->status));
     acme_strlcpy(o->cert_serial, iss->serial, sizeof(o->cert_serial));
     acme_order_rec(o, &recs[1], &data[1]);
     w[0] = (struct store_write){STORE_INSERT, &recs[0], 0};
     w[1] = (struct store_write){STORE_UPDATE, &recs[1], o->version};
-    rc = store_commit(rq->ctx->store, w, 2, err);
-    if (rc != 0)
-        acme_store_problem(prob, "recording a certificate", rc > 0 ? "version conflict" : err);
+    w[2] = (struct store_write){STORE_INSERT, &ar.rec, 0};
+    if (have_old) {
+        acme_cert_rec(&old, &recs[2], &data[2]);
+        w[nw++] = (struct store_write){STORE_UPDATE, &recs[2], old.version};
+    }
+    rc = store_commit(rq->ctx->store, w, nw, err);
+    if (rc < 0)
+        acme_store_problem(prob, "recording a certificate", err);
+    if (rc == 0)
+        acme_issue_events(rq->ctx, &au, &c, have_old ? &old : NULL);
+out:
     free(data[0]);
     free(data[1]);
+    free(data[2]);
+    acme_audit_clear(&ar);
+    acme_cert_clear(&old);
     acme_cert_clear(&c);
+    return rc;
+}
+
+/*
+ * Inserts the certificate, its audit record and the superseded one's update
+ * and marks the order valid, atomically. A conflict means another issuance
+ * for the device (or this order) won the race: retry with what it wrote.
+ */
+static int
+record(struct acme_rq *rq, struct acme_order *o, const struct acme_authz *az,
+       const struct pki_csr *csr, const struct pki_issued *iss, struct acme_problem *prob)
+{
+    struct acme_order cur = {0};
+    int i, rc = 1;
+
+    for (i = 0; i < ACME_COMMIT_TRIES && rc == 1; i++) {
+        rc = record_once(rq, o, az, csr, iss, prob);
+        if (rc != 1)
+            break;
+        /* Our order must still be ours and processing; else the conflict is real. */
+        if (acme_order_load(rq->ctx, o->id, &cur, prob) != 0 ||
+            strcmp(cur.status, "processing") != 0) {
+            acme_order_clear(&cur);
+            break;
+        }
+        o->version = cur.version;
+        acme_order_clear(&cur);
+    }
+    if (rc == 1)
+        acme_store_problem(prob, "recording a certificate", "version conflict");
     return rc == 0 ? 0 : -1;
 }
 
@@ -335,6 +454,9 @@ acme_h_finalize(struct acme_rq *rq, struct acme_problem *prob)
     struct pki_csr csr = {0};
     struct pki_issued iss = {0};
     struct acme_problem ignore = {0};
+    struct pki_issue_req req = {0};
+    struct pol_rendered rend = {0};
+    bool tpl = rq->policy->template != NULL;
     char *url = NULL;
     size_t i;
     int rc = -1;
@@ -348,10 +470,14 @@ acme_h_finalize(struct acme_rq *rq, struct acme_problem *prob)
     if (acme_id_is_device(o.ids[0].type) ? check_device(&o, az, &csr, prob) != 0
                                          : check_network(&o, &csr, prob) != 0)
         goto out;
+    /* Render before anything changes: a missing variable leaves the order ready. */
+    if (tpl && acme_issue_render(rq, &o, az, &csr, &req, &rend, prob) != 0)
+        goto out;
     /* processing guards against a second finalize issuing twice (recovery settles it). */
     if (order_set_status(rq->ctx, &o, "processing", prob) != 0)
         goto out;
-    if (issue(rq, &o, &csr, &iss, prob) != 0 || record(rq, &o, &csr, &iss, prob) != 0) {
+    if ((tpl ? issue_rendered(rq, &o, &req, &iss, prob) : issue(rq, &o, &csr, &iss, prob)) != 0 ||
+        record(rq, &o, az, &csr, &iss, prob) != 0) {
         acme_strlcpy(o.cert_serial, "", sizeof(o.cert_serial));
         (void)order_set_status(rq->ctx, &o, "ready", &ignore);
         goto out;
@@ -367,6 +493,7 @@ out:
     free(az);
     free(url);
     pki_issued_clear(&iss);
+    pol_rendered_clear(&rend);
     pki_csr_clear(&csr);
     acme_order_clear(&o);
     return rc;

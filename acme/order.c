@@ -509,6 +509,10 @@ acme_h_order(struct acme_rq *rq, struct acme_problem *prob)
         acme_problem_set(prob, "unauthorized", 403, "this order belongs to another account");
         goto out;
     }
+    /* A device held for approval learns the administrator's decision by polling. */
+    if (strcmp(acme_order_status(&o), "pending") == 0 &&
+        acme_approval_poll_order(rq->ctx, &o, prob) != 0)
+        goto out;
     acme_resp_json(rq->resp, 200, acme_order_to_json(rq->ctx, &o));
     status = acme_order_status(&o);
     if (strcmp(status, "processing") == 0 || strcmp(status, "pending") == 0)

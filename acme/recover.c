@@ -52,8 +52,15 @@ restart_authz(struct acme_ctx *ctx, const char *id)
     if (acme_authz_load(ctx, id, &a, &p) != 0)
         return;
     for (i = 0; i < a.nch; i++) {
-        if (strcmp(a.ch[i].status, "processing") != 0 || a.ch[i].type == ACME_CH_DEVICE_ATTEST01)
+        if (strcmp(a.ch[i].status, "processing") != 0)
             continue;
+        if (a.ch[i].type == ACME_CH_DEVICE_ATTEST01) {
+            /* Waiting for MDM answers when we stopped (not for an administrator): ask again. */
+            if (a.approval[0] == '\0' && strcmp(acme_authz_status(&a), "pending") == 0 &&
+                acme_device_lookups_restart(ctx, &a, i) == 0)
+                log_info("acme", "recovery: authz %s MDM lookups started again", a.id);
+            continue;
+        }
         log_info("acme", "recovery: authz %s challenge %s validated again", a.id, a.ch[i].id);
         ctx->validate(ctx->validate_arg, acme_validation_build(&a, &a.ch[i]));
     }

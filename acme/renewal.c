@@ -2,7 +2,8 @@
  * renewal.c: ACME Renewal Information (RFC 9773). An unauthenticated GET of
  * renewal-info/<certID>, certID = base64url(AKI keyIdentifier) "."
  * base64url(serial DER content octets), answers the window in which the
- * client should renew: the last third to the last sixth of the lifetime, or a
+ * client should renew: from pol_renewal_start (the template's renewal_window,
+ * else the last third of the lifetime) through half of what remains, or a
  * window already past once the certificate is revoked.
  */
 #include "acme/acme_res_int.h"
@@ -12,6 +13,8 @@
 #include <string.h>
 
 #include <openssl/x509v3.h>
+
+#include "policy/policy.h"
 
 #define ARI_MAX_PART 64
 
@@ -95,6 +98,8 @@ acme_h_renewal_info(struct acme_rq *rq, struct acme_problem *prob)
     int64_t start, end, life, now = clk_now();
     char buf[32];
     cJSON *body, *win;
+    const struct cfg_policy *pol;
+    const struct cfg_template *tpl;
     int rc = -1, found;
 
     if (parse_cert_id(rq->id1, &aki, &aki_len, &ser, &ser_len) != 0) {
@@ -108,9 +113,14 @@ acme_h_renewal_info(struct acme_rq *rq, struct acme_problem *prob)
         acme_problem_set(prob, "malformed", 404, "no such certificate");
         goto out;
     }
-    life = c.not_after - c.not_before;
-    start = c.not_after - life / 3;
-    end = c.not_after - life / 6;
+    /* The policy's template may set its own window (renewal_window / percent). */
+    pol = cfg_policy_find(rq->ctx->cfg, c.policy);
+    tpl = pol != NULL && pol->template != NULL ? cfg_template_find(rq->ctx->cfg, pol->template)
+                                               : NULL;
+    start = pol_renewal_start(tpl, c.not_before, c.not_after);
+    life = c.not_after - start;
+    /* Clients pick a random moment in the window: spread them over its first half. */
+    end = start + (life > 1 ? life / 2 : 1);
     if (strcmp(c.status, "revoked") == 0) {
         /* Renew now: a window wholly in the past (ARI-7 still holds: end > start). */
         start = now - 2 * 86400;

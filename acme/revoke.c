@@ -162,6 +162,22 @@ mark_revoked(struct acme_rq *rq, struct acme_cert *c, int reason, struct acme_pr
     return 0;
 }
 
+/* certificate.revoked for the event sink, once the revocation is durable. */
+static void
+emit_revoked(struct acme_rq *rq, const struct acme_cert *c)
+{
+    cJSON *obj = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(obj, "certificate", c->serial);
+    cJSON_AddStringToObject(obj, "policy", c->policy);
+    cJSON_AddStringToObject(obj, "ca", c->ca);
+    if (c->device[0] != '\0')
+        cJSON_AddStringToObject(obj, "device", c->device);
+    cJSON_AddNumberToObject(obj, "reason", c->reason);
+    cJSON_AddStringToObject(obj, "account", rq->has_acct ? rq->acct.id : "");
+    acme_emit(rq->ctx, "certificate.revoked", obj);
+}
+
 int
 acme_h_revoke_cert(struct acme_rq *rq, struct acme_problem *prob)
 {
@@ -192,6 +208,7 @@ acme_h_revoke_cert(struct acme_rq *rq, struct acme_problem *prob)
     if (may_revoke(rq, &c, x, prob) != 0 || mark_revoked(rq, &c, reason, prob) != 0)
         goto out;
     log_info("acme", "certificate %s revoked (reason %d)", c.serial, reason);
+    emit_revoked(rq, &c);
     free(rq->resp->body);
     rq->resp->body = NULL;
     rq->resp->body_len = 0;

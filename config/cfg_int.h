@@ -135,6 +135,7 @@ int cfg_parse_flags(struct cfg_ctx *ctx, const struct cfg_node *node, const char
 const char *cfg_check_hostport(const char *s);
 const char *cfg_check_url(const char *s);
 const char *cfg_check_name(const char *s); /* [a-z0-9][a-z0-9-]{0,31} */
+const char *cfg_check_name_us(const char *s); /* [a-z0-9][a-z0-9_-]{0,31} (cfg_signal_sources.c) */
 
 /* ---- sections (cfg_<section>.c, listed in cfg_sections.c) ---- */
 
@@ -151,7 +152,7 @@ struct cfg_section {
                                     NULL = the section is optional and may be empty */
     /* keyed: validates entry names; NULL = cfg_check_name */
     cfg_check_fn *name_check;
-    /* keyed: frees what CFG_T_CUSTOM keys of an entry own; NULL = nothing */
+    /* frees what CFG_T_CUSTOM keys of an entry (or a single section) own; NULL = nothing */
     void (*free_entry)(void *base);
     /* After an entry (or the single section) is parsed; node may be NULL. 0/-1. */
     int (*check)(struct cfg_ctx *ctx, const struct cfg_node *node, const char *path, void *base);
@@ -166,6 +167,7 @@ extern const struct cfg_section cfg_section_policies;
 extern const struct cfg_section cfg_section_signal_sources;
 extern const struct cfg_section cfg_section_templates;
 extern const struct cfg_section cfg_section_roles;
+extern const struct cfg_section cfg_section_events;
 
 /*
  * Cross-checks of an enrollment policy against the templates and device_roles

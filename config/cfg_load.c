@@ -167,6 +167,8 @@ void cfg_free(struct cfg *cfg)
         const struct cfg_section *sec = cfg_sections[s];
         if (!sec->keyed) {
             cfg_schema_free(sec->keys, at(cfg, sec->offset));
+            if (sec->free_entry != NULL)
+                sec->free_entry(at(cfg, sec->offset));
             continue;
         }
         char *arr = *(char **)at(cfg, sec->offset);

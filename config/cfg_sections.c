@@ -9,5 +9,6 @@ const struct cfg_section *const cfg_sections[] = {
     &cfg_section_server, &cfg_section_storage, &cfg_section_acme,
     &cfg_section_attestation, &cfg_section_cas, &cfg_section_signal_sources,
     &cfg_section_templates, &cfg_section_roles, &cfg_section_policies,
+    &cfg_section_events,
 };
 const size_t cfg_nsections = nitems(cfg_sections);

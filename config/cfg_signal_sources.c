@@ -162,7 +162,7 @@ static const char *check_path(const char *s)
     return need_seg ? msg : NULL;
 }
 
-static const char *check_name(const char *s)
+const char *cfg_check_name_us(const char *s)
 {
     static const char msg[] = "name must match [a-z0-9][a-z0-9_-]{0,31}";
     size_t n = strlen(s);
@@ -270,7 +270,7 @@ static int parse_attributes(struct cfg_ctx *ctx, const struct cfg_key *key,
     SS *s = base;
     char kpath[CFG_PATH_LEN];
     for (size_t i = 0; node->type == CFG_NODE_MAP && i < node->n; i++) {
-        if (check_name(node->keys[i]) != NULL)
+        if (cfg_check_name_us(node->keys[i]) != NULL)
             return cfg_fail(ctx, node->key_lines[i], cfg_path_join(kpath, path, node->keys[i]),
                             "attribute name must match [a-z0-9][a-z0-9_-]{0,31}");
     }
@@ -469,7 +469,7 @@ const struct cfg_section cfg_section_signal_sources = {
     .elem_size = sizeof(SS),
     .name_off = offsetof(SS, name),
     .fallback = NULL,
-    .name_check = check_name,
+    .name_check = cfg_check_name_us,
     .free_entry = source_free,
     .check = source_check,
 };

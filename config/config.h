@@ -271,6 +271,32 @@ struct cfg_role {
     size_t nwhen;
 };
 
+/* events.webhooks[].types: which events a webhook receives (bit flags 1u << index). */
+enum cfg_event_type { CFG_EV_ISSUED, CFG_EV_DENIED, CFG_EV_REVOKED, CFG_EV__MAX };
+/* "certificate.issued", "enrollment.denied", "certificate.revoked", NULL. */
+extern const char *const cfg_event_names[CFG_EV__MAX + 1];
+
+/* events.webhooks[]: one receiver of signed event notifications. */
+struct cfg_webhook {
+    char *name;          /* for logs, [a-z0-9][a-z0-9_-]{0,31}, unique */
+    char *url;           /* http:// or https:// endpoint the JWT is POSTed to */
+    char *secret_env;    /* HS256 key from this environment variable, or */
+    char *secret_file;   /* from this file (exactly one of the two) */
+    unsigned types;      /* 1u << enum cfg_event_type; default all */
+    int64_t timeout;     /* seconds per delivery attempt, default 5 */
+    int attempts;        /* total tries, default 5 */
+    int64_t backoff;     /* seconds before the first retry, doubling, capped at 60; default 1 */
+    char *tls_ca_file;   /* NULL = system store */
+};
+
+/* events: where operator-facing events go. */
+struct cfg_events {
+    char *file;                   /* JSON-lines log; default <data_dir>/events.jsonl;
+                                     NULL when disabled with "-" */
+    struct cfg_webhook *webhooks; /* may be empty */
+    size_t nwebhooks;
+};
+
 struct cfg {
     char *path; /* file it came from, NULL for embedded defaults */
     struct cfg_server server;
@@ -287,6 +313,7 @@ struct cfg {
     size_t ntemplates;
     struct cfg_role *roles;         /* device_roles; optional, may be empty */
     size_t nroles;
+    struct cfg_events events;       /* optional section */
 };
 
 /*

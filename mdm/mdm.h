@@ -106,4 +106,35 @@ void mdm_result_clear(struct mdm_result *res);
 /* The value of attribute name in res, or NULL. Borrowed. */
 const char *mdm_result_attr_get(const struct mdm_result *res, const char *name);
 
+/*
+ * Webhooks (events.webhooks): every event is POSTed as a signed JWT
+ * (Content-Type: application/jwt, HS256 with the webhook's secret) from a
+ * sender thread with its own engine, so it works without signal sources.
+ * Failed attempts (connection errors, timeouts, 429, 5xx) are retried with
+ * doubling backoff (Retry-After honoured) up to the configured attempts.
+ * Each webhook holds at most a bounded number of undelivered events; when
+ * full the oldest is dropped with a warning.
+ */
+struct mdm_webhooks;
+
+/*
+ * Reads every webhook's secret (environment variable or file; errors name
+ * the key, never the value) and starts the sender thread. cfg is only read
+ * during the call. NULL with err.
+ */
+struct mdm_webhooks *mdm_webhooks_new(const struct cfg *cfg, char err[ERR_LEN]);
+/*
+ * Replaces the webhook list with cfg's (configuration reload). Events already
+ * queued are still delivered with the settings they were queued under.
+ * -1 with err and nothing changed when a secret cannot be read. Thread-safe.
+ */
+int mdm_webhooks_configure(struct mdm_webhooks *wh, const struct cfg *cfg, char err[ERR_LEN]);
+/*
+ * Queues one event for every webhook subscribed to type. json is a JSON
+ * object (copied). Thread-safe, never blocks; a no-op without webhooks.
+ */
+void mdm_webhooks_send(struct mdm_webhooks *wh, const char *type, const char *json);
+/* Stops the sender; undelivered events are dropped and counted in the log. NULL-safe. */
+void mdm_webhooks_free(struct mdm_webhooks *wh);
+
 #endif

@@ -23,8 +23,7 @@ static void global_init(void)
         global_rc = 0;
 }
 
-/* Reads a secret file, dropping trailing line breaks. NULL with err (no contents in it). */
-static char *read_secret_file(const char *key, const char *path, char err[ERR_LEN])
+char *mdm_secret_file_read(const char *key, const char *path, char err[ERR_LEN])
 {
     FILE *fp = fopen(path, "rb");
     char *s = NULL;
@@ -61,7 +60,7 @@ static int load_secret(const struct cfg_signal_source *c, const char *what, cons
     const char *v;
     if (file != NULL) {
         snprintf(key, sizeof(key), "signal_sources.%s.auth.%s_file", c->name, what);
-        *out = read_secret_file(key, file, err);
+        *out = mdm_secret_file_read(key, file, err);
         return *out != NULL ? 0 : -1;
     }
     if (env == NULL) {

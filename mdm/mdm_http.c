@@ -141,6 +141,14 @@ int mdm_xfer_start(struct mdm_src *src, struct mdm_xfer *x, const char *method, 
                    char err[ERR_LEN])
 {
     const struct cfg_signal_source *c = src->cfg;
+    struct mdm_xfer_opts o = {.timeout = c->timeout, .ca_file = c->tls_ca_file,
+                              .insecure = c->tls_insecure, .user_agent = "attesta-mdm/1"};
+    return mdm_xfer_start_opts(src->eng, x, method, url, &o, err);
+}
+
+int mdm_xfer_start_opts(struct mdm_engine *eng, struct mdm_xfer *x, const char *method,
+                        const char *url, const struct mdm_xfer_opts *o, char err[ERR_LEN])
+{
     CURL *e = curl_easy_init();
     if (e == NULL) {
         snprintf(err, ERR_LEN, "cannot create an HTTP request");
@@ -152,16 +160,16 @@ int mdm_xfer_start(struct mdm_src *src, struct mdm_xfer *x, const char *method, 
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->timeout * 1000));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout * 1000));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(o->timeout * 1000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(o->timeout * 1000));
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)BUF_MAX_MDM_RESP);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "attesta-mdm/1");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    if (c->tls_ca_file != NULL)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->tls_ca_file);
-    if (c->tls_insecure) {
+    if (o->ca_file != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
+    if (o->insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
@@ -170,7 +178,7 @@ int mdm_xfer_start(struct mdm_src *src, struct mdm_xfer *x, const char *method, 
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->post != NULL ? x->post : "");
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
-    if (curl_multi_add_handle(src->eng->multi, e) != CURLM_OK) {
+    if (curl_multi_add_handle(eng->multi, e) != CURLM_OK) {
         snprintf(err, ERR_LEN, "cannot start an HTTP request");
         return -1;
     }

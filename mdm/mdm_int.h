@@ -146,6 +146,31 @@ struct mdm_engine {
     bool stopping;         /* guarded by mu */
 };
 
+/*
+ * mdm_api.c: reads a one-line secret file (at most 64 KiB), dropping trailing
+ * line breaks. key names the config key in errors; err never holds contents.
+ * Caller frees with secure_free_str. NULL with err.
+ */
+char *mdm_secret_file_read(const char *key, const char *path, char err[ERR_LEN]);
+
+/* ---- webhooks (mdm_webhook.c) ---- */
+#define MDM_WH_BACKOFF_CAP_MS 60000  /* longest pause between two delivery attempts */
+#define MDM_WH_RETRY_AFTER_MAX 600   /* seconds of Retry-After we honour */
+/*
+ * The compact JWS (HS256 with key) for one event: claims iss "attesta", iat,
+ * jti, typ = type and event = the object in event_json. Caller frees. NULL
+ * with err (event_json not a JSON object, signing failed).
+ */
+char *mdm_webhook_jwt(const char *type, const char *event_json, const char *key, int64_t iat,
+                      const char *jti, char err[ERR_LEN]);
+/*
+ * Milliseconds to wait after failed attempt number `attempt` (1-based):
+ * retry_after seconds when the receiver sent one (>= 0, capped at
+ * MDM_WH_RETRY_AFTER_MAX), else backoff_s doubled per attempt, capped at
+ * MDM_WH_BACKOFF_CAP_MS.
+ */
+int64_t mdm_webhook_backoff_ms(int64_t backoff_s, int attempt, long retry_after);
+
 /* mdm_http.c: curl multi on the engine's event base. 0/-1. */
 int mdm_http_init(struct mdm_engine *eng, char err[ERR_LEN]);
 void mdm_http_cleanup(struct mdm_engine *eng);
@@ -155,6 +180,16 @@ void mdm_http_cleanup(struct mdm_engine *eng);
  */
 int mdm_xfer_start(struct mdm_src *src, struct mdm_xfer *x, const char *method, const char *url,
                    char err[ERR_LEN]);
+/* Per-request settings of mdm_xfer_start_opts (webhooks have no struct mdm_src). */
+struct mdm_xfer_opts {
+    int64_t timeout;        /* seconds for connect and for the whole exchange */
+    const char *ca_file;    /* NULL = system store */
+    bool insecure;          /* skip certificate verification */
+    const char *user_agent;
+};
+/* Like mdm_xfer_start with explicit settings, on eng's multi handle. 0/-1 with err. */
+int mdm_xfer_start_opts(struct mdm_engine *eng, struct mdm_xfer *x, const char *method,
+                        const char *url, const struct mdm_xfer_opts *o, char err[ERR_LEN]);
 /* Aborts (if running) and frees x, wiping what may hold secrets. NULL-safe. */
 void mdm_xfer_free(struct mdm_engine *eng, struct mdm_xfer *x);
 /* Adds the source's auth (not OAuth2) to x. */

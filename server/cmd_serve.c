@@ -1,8 +1,9 @@
 /*
  * cmd_serve.c: `attesta serve [-c FILE]`. Wires config, store, CAs, the
  * attestation verifier, the validators, the worker pool, acme/ and the HTTPS
- * plane together, prints the start-up banner, then waits for a signal and
- * shuts down in the order that lets in-flight work finish and be persisted.
+ * plane together, prints the start-up banner, then waits for a signal
+ * (SIGHUP reloads, see srv_reload.c) and shuts down in the order that lets
+ * in-flight work finish and be persisted.
  */
 #include "server/srv_int.h"
 
@@ -19,6 +20,8 @@
 #include "attest/attest.h"
 #include "config/config.h"
 #include "pki/pki.h"
+#include "mdm/mdm.h"
+#include "server/srv_events.h"
 #include "server/srv_plane.h"
 #include "server/srv_serve.h"
 #include "store/store.h"
@@ -27,15 +30,19 @@
 #define ATTESTA_VERSION "0.0.0"
 #endif
 
-/* Everything serve owns; torn down in reverse dependency order by serve_free. */
+/*
+ * Everything serve owns; torn down in reverse dependency order by serve_free.
+ * cfg and cas are generation 1's; what a reload rebuilds (verifier,
+ * validator, MDM engine, acme ctx) lives in the generations of rl.
+ */
 struct serve {
+    const char *path; /* -c FILE or NULL */
     struct cfg *cfg;
     struct store *st;
     struct pki_ca **cas;
-    struct att_verifier *att;
     struct srv_pool *pool;
-    struct srv_validator *val;
-    struct acme_ctx *acme;
+    struct srv_events *events;
+    struct srv_reload *rl;
     struct srv_http *http;
     char *host, *tls_cert, *tls_key, *base_url;
     int port;
@@ -43,44 +50,56 @@ struct serve {
 
 /* A finished validation on its way from the validator thread to a pool thread. */
 struct val_job {
-    struct serve *s;
+    struct srv_gen *g; /* holds the reference taken in on_validate */
     struct acme_validation *v;
     bool ok;
     struct acme_problem prob;
 };
 
+/* Every request runs on the generation current when it reached the handler. */
 static bool on_is_fast(void *arg, const struct acme_request *req)
 {
     struct serve *s = arg;
-    return acme_is_fast(s->acme, req);
+    struct srv_gen *g = srv_gen_get(s->rl);
+    bool fast = acme_is_fast(g->acme, req);
+    srv_gen_put(s->rl, g);
+    return fast;
 }
 
 static void on_handle(void *arg, const struct acme_request *req, struct acme_response *resp)
 {
     struct serve *s = arg;
-    acme_handle(s->acme, req, resp);
+    struct srv_gen *g = srv_gen_get(s->rl);
+    acme_handle(g->acme, req, resp);
+    srv_gen_put(s->rl, g);
 }
 
 static void on_problem(void *arg, const struct acme_request *req, int status, const char *type,
                        const char *detail, struct acme_response *resp)
 {
     struct serve *s = arg;
+    struct srv_gen *g = srv_gen_get(s->rl);
     struct acme_problem prob;
     memset(&prob, 0, sizeof(prob));
     acme_problem_set(&prob, type, status, "%s", detail);
-    acme_respond_problem(s->acme, req, &prob, resp);
+    acme_respond_problem(g->acme, req, &prob, resp);
+    srv_gen_put(s->rl, g);
 }
 
+/* A validation keeps its generation alive until its result is stored. */
 static void on_validate(void *arg, struct acme_validation *v)
 {
-    struct serve *s = arg;
-    srv_validator_submit(s->val, v);
+    struct srv_gen *g = arg;
+    srv_gen_ref(g);
+    srv_validator_submit(g->val, v);
 }
 
 static void val_job_run(void *arg)
 {
     struct val_job *j = arg;
-    acme_validation_done(j->s->acme, j->v, j->ok, j->ok ? NULL : &j->prob);
+    struct serve *s = j->g->owner;
+    acme_validation_done(j->g->acme, j->v, j->ok, j->ok ? NULL : &j->prob);
+    srv_gen_put(s->rl, j->g);
     free(j);
 }
 
@@ -89,15 +108,51 @@ static void on_validation_done(void *arg, struct acme_validation *v, bool ok,
                                const struct acme_problem *prob)
 {
     struct val_job *j = xcalloc(1, sizeof(*j));
-    j->s = arg;
+    struct serve *s;
+    j->g = arg;
+    s = j->g->owner;
     j->v = v;
     j->ok = ok;
     if (!ok && prob != NULL)
         j->prob = *prob;
     /* forced: a result is never dropped for load, the validator bounds its own work */
-    if (srv_pool_submit(j->s->pool, val_job_run, j, true) != 0) {
+    if (srv_pool_submit(s->pool, val_job_run, j, true) != 0) {
         log_err("server", "validation %s dropped: pool stopped", v->chall_id);
+        srv_gen_put(s->rl, j->g);
         free(v);
+        free(j);
+    }
+}
+
+/* A step deferred by acme/ (after an MDM answer) keeps its generation alive too. */
+struct defer_job {
+    struct srv_gen *g;
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+static void defer_job_run(void *arg)
+{
+    struct defer_job *j = arg;
+    struct serve *s = j->g->owner;
+    j->fn(j->arg);
+    srv_gen_put(s->rl, j->g);
+    free(j);
+}
+
+static void on_defer(void *defer_arg, void (*fn)(void *arg), void *arg)
+{
+    struct defer_job *j = xcalloc(1, sizeof(*j));
+    struct serve *s;
+    j->g = defer_arg;
+    s = j->g->owner;
+    j->fn = fn;
+    j->arg = arg;
+    srv_gen_ref(j->g);
+    /* forced: the request is already accepted and waits for this step */
+    if (srv_pool_submit(s->pool, defer_job_run, j, true) != 0) {
+        log_err("server", "deferred step dropped: pool stopped");
+        srv_gen_put(s->rl, j->g);
         free(j);
     }
 }
@@ -166,30 +221,68 @@ static int setup_base(struct serve *s, char err[ERR_LEN])
     return 0;
 }
 
-/* Verifier, validators, acme/ and crash recovery. */
-static int setup_acme(struct serve *s, char err[ERR_LEN])
+/*
+ * The reloadable part (srv_gen_build_fn): verifier, validator, MDM engine
+ * and acme/ for g->cfg and g->cas. Called at start and on every reload;
+ * share is the acme ctx being replaced (nonces and rate limits carry over).
+ * What it leaves in g on failure srv_gen_free releases.
+ */
+static int gen_build(void *arg, struct srv_gen *g, const struct acme_ctx *share, char err[ERR_LEN])
 {
-    const struct cfg_attestation *a = &s->cfg->attestation;
+    struct serve *s = arg;
+    const struct cfg_attestation *a = &g->cfg->attestation;
     struct acme_deps deps = {0};
 
-    s->att = att_verifier_new((const char *const *)a->apple_roots, a->napple_roots, err);
-    if (s->att == NULL)
+    g->owner = s;
+    g->att = att_verifier_new((const char *const *)a->apple_roots, a->napple_roots, err);
+    if (g->att == NULL)
         return -1;
-    s->val = srv_validator_new(&s->cfg->acme, on_validation_done, s, err);
-    if (s->val == NULL)
+    g->val = srv_validator_new(&g->cfg->acme, on_validation_done, g, err);
+    if (g->val == NULL)
         return -1;
-    deps.cfg = s->cfg;
+    if (g->cfg->nsignal_sources > 0) {
+        g->mdm = mdm_engine_new(g->cfg, err);
+        if (g->mdm == NULL)
+            return -1;
+    }
+    deps.cfg = g->cfg;
     deps.store = s->st;
-    deps.cas = s->cas;
-    deps.ncas = s->cfg->ncas;
-    deps.attest = s->att;
+    deps.cas = g->cas;
+    deps.ncas = g->cfg->ncas;
+    deps.attest = g->att;
     deps.base_url = s->base_url;
     deps.validate = on_validate;
-    deps.validate_arg = s;
-    s->acme = acme_ctx_new(&deps, err);
-    if (s->acme == NULL)
+    deps.validate_arg = g;
+    deps.mdm = g->mdm;
+    deps.defer = on_defer;
+    deps.defer_arg = g;
+    deps.event = srv_events_emit;
+    deps.event_arg = s->events;
+    deps.share = share;
+    g->acme = acme_ctx_new(&deps, err);
+    return g->acme != NULL ? 0 : -1;
+}
+
+/* Event sink, generation 1, the reloader and crash recovery. */
+static int setup_acme(struct serve *s, char err[ERR_LEN])
+{
+    struct srv_gen *g = xcalloc(1, sizeof(*g));
+    struct srv_gen *cur;
+    int rc;
+
+    atomic_init(&g->refs, 1);
+    g->cfg = s->cfg; /* serve keeps owning generation 1's cfg and CAs */
+    g->cas = s->cas;
+    s->events = srv_events_new(s->cfg, err);
+    if (s->events == NULL || gen_build(s, g, NULL, err) != 0) {
+        srv_gen_free(g);
         return -1;
-    return acme_recover(s->acme, err);
+    }
+    s->rl = srv_reload_new(s->path, s->cfg, g, gen_build, s, s->events);
+    cur = srv_gen_get(s->rl);
+    rc = acme_recover(cur->acme, err);
+    srv_gen_put(s->rl, cur);
+    return rc;
 }
 
 static void write_port_file(const struct serve *s)
@@ -206,7 +299,8 @@ static void write_port_file(const struct serve *s)
 static void banner(const struct serve *s)
 {
     size_t n = 0;
-    char **urls = acme_directory_urls(s->acme, &n);
+    struct srv_gen *g = srv_gen_get(s->rl);
+    char **urls = acme_directory_urls(g->acme, &n);
     char *root = xasprintf("%s/root.pem", s->cfg->server.data_dir);
     char abs[PATH_MAX];
     const char *shown = realpath(root, abs) != NULL ? abs : root;
@@ -222,41 +316,7 @@ static void banner(const struct serve *s)
     printf("root CA: %s\n", shown);
     fflush(stdout);
     free(root);
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-    struct event_base *base = arg;
-    if (sig == SIGHUP) {
-        log_warn("server", "SIGHUP: reload not supported yet");
-        return;
-    }
-    log_info("server", "signal %d: shutting down", (int)sig);
-    event_base_loopbreak(base);
-}
-
-/* Blocks until SIGTERM or SIGINT. */
-static void wait_for_signal(void)
-{
-    struct event_base *base = event_base_new();
-    const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
-    struct event *ev[nitems(sigs)] = {0};
-
-    if (base == NULL) {
-        log_err("server", "event_base_new failed; cannot wait for signals");
-        return;
-    }
-    for (size_t i = 0; i < nitems(sigs); i++) {
-        ev[i] = evsignal_new(base, sigs[i], on_signal, base);
-        if (ev[i] != NULL)
-            event_add(ev[i], NULL);
-    }
-    event_base_dispatch(base);
-    for (size_t i = 0; i < nitems(sigs); i++) {
-        if (ev[i] != NULL)
-            event_free(ev[i]);
-    }
-    event_base_free(base);
+    srv_gen_put(s->rl, g);
 }
 
 /*
@@ -273,11 +333,11 @@ static void serve_free(struct serve *s)
                      srv_http_inflight(s->http), s->cfg->server.shutdown_timeout);
         srv_http_stop(s->http);
     }
-    srv_validator_free(s->val);
+    srv_reload_quiesce(s->rl);
     srv_pool_free(s->pool);
     srv_http_free(s->http);
-    acme_ctx_free(s->acme);
-    att_verifier_free(s->att);
+    srv_reload_free(s->rl);
+    srv_events_free(s->events);
     store_close(s->st);
     srv_cas_free(s->cas, s->cfg != NULL ? s->cfg->ncas : 0);
     cfg_free(s->cfg);
@@ -313,6 +373,7 @@ int srv_cmd_serve(int argc, char **argv)
             return 2;
         }
     }
+    s.path = path;
     s.cfg = cfg_load(path, err);
     if (s.cfg == NULL)
         goto out;
@@ -322,7 +383,7 @@ int srv_cmd_serve(int argc, char **argv)
         goto out;
     write_port_file(&s);
     banner(&s);
-    wait_for_signal();
+    srv_reload_wait(s.rl);
     rc = 0;
 out:
     if (rc != 0)

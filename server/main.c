@@ -29,6 +29,8 @@ static const struct {
     {"ca", srv_cmd_ca, "ca init --dir DIR --name NAME       create a development CA"},
     {"attest", srv_cmd_attest, "attest inspect FILE [--at TIME]     verify an attestation"},
     {"mdm", srv_cmd_mdm, "mdm lookup SOURCE SERIAL [--udid U] [-c FILE]  test a signal source"},
+    {"audit", srv_cmd_audit, "audit [--serial S] [--since T] [-c FILE]  enrollment decisions"},
+    {"approve", srv_cmd_approve, "approve ID|--serial S [--deny --reason R]|--list  manual approval"},
     {"profile", srv_cmd_profile, "profile --policy NAME [-c FILE] [--out F]  write a .mobileconfig"},
     {"version", cmd_version, "version                              print the version"},
     {"help", cmd_help, "help                                 this text"},

@@ -30,12 +30,59 @@
 
 static pthread_once_t libevent_once = PTHREAD_ONCE_INIT;
 
+/*
+ * The whole-request deadline. evhttp's timeout restarts at every read, so a
+ * client sending one byte per second would hold its connection forever. Each
+ * connection gets a timer (armed at accept, cleared when a request has been
+ * read, re-armed when its answer is sent); when it fires the socket is shut
+ * down and evhttp sees EOF and frees the connection the usual way. The timer
+ * lives in the connection's SSL ex_data, so it is freed with the SSL.
+ */
+struct srv_deadline {
+    struct event *timer;
+    struct bufferevent *bev;
+    struct timeval tv;
+};
+static int deadline_idx = -1;
+
+static void deadline_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                          void *argp)
+{
+    struct srv_deadline *d = ptr;
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    if (d != NULL) {
+        event_free(d->timer);
+        free(d);
+    }
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct srv_deadline *d = arg;
+    evutil_socket_t s = bufferevent_getfd(d->bev);
+    (void)fd, (void)what;
+    if (s >= 0)
+        shutdown(s, SHUT_RDWR);
+}
+
+void srv_deadline_set(struct ssl_st *ssl, bool arm)
+{
+    struct srv_deadline *d = ssl != NULL ? SSL_get_ex_data(ssl, deadline_idx) : NULL;
+    if (d == NULL)
+        return;
+    if (arm)
+        evtimer_add(d->timer, &d->tv);
+    else
+        evtimer_del(d->timer);
+}
+
 static void libevent_init(void)
 {
     /* loops are poked from pool threads: bases need their locks */
     evthread_use_pthreads();
     /* a peer closing mid-write must be an error return, not a signal */
     signal(SIGPIPE, SIG_IGN);
+    deadline_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, deadline_free);
 }
 
 /* A nonblocking listening socket on host:port with SO_REUSEPORT. -1 with err. */
@@ -108,6 +155,19 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
     }
     /* most clients close without close_notify; that is not an error for us */
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    struct srv_deadline *d = xcalloc(1, sizeof(*d));
+    d->bev = bev;
+    d->tv.tv_sec = h->o.read_timeout > 0 ? h->o.read_timeout : 10;
+    d->timer = evtimer_new(base, on_deadline, d);
+    if (d->timer == NULL || !SSL_set_ex_data(ssl, deadline_idx, d)) {
+        if (d->timer != NULL)
+            event_free(d->timer);
+        free(d);
+        log_err("server", "cannot arm the request deadline");
+        bufferevent_free(bev);
+        return NULL;
+    }
+    evtimer_add(d->timer, &d->tv);
     return bev;
 }
 

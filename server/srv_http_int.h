@@ -87,6 +87,14 @@ struct srv_req {
     struct srv_req *next; /* mailbox link */
 };
 
+/* srv_http.c */
+struct ssl_st;
+/*
+ * Arms (again, from now) or clears the whole-request deadline of the connection
+ * whose SSL this is: when it expires the connection is shut down. Loop thread only.
+ */
+void srv_deadline_set(struct ssl_st *ssl, bool arm);
+
 /* srv_reply.c */
 /* The evhttp generic callback (arg = struct srv_loop *). */
 void srv_reply_on_request(struct evhttp_request *req, void *arg);

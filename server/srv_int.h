@@ -13,6 +13,8 @@ int srv_cmd_eab(int argc, char **argv);     /* attesta eab add|list|remove ... *
 int srv_cmd_ca(int argc, char **argv);      /* attesta ca init --dir DIR --name NAME */
 int srv_cmd_attest(int argc, char **argv);  /* attesta attest inspect FILE [--at TIME] */
 int srv_cmd_profile(int argc, char **argv); /* attesta profile --policy NAME ... */
+int srv_cmd_audit(int argc, char **argv);   /* attesta audit [--serial S] [--since T] [-c FILE] */
+int srv_cmd_approve(int argc, char **argv); /* attesta approve ID|--serial S|--list ... */
 int srv_cmd_mdm(int argc, char **argv);     /* attesta mdm lookup SOURCE SERIAL [--udid U] [-c FILE] */
 
 /* ---- challenge validators (server/srv_validate*.c) ---- */

@@ -172,6 +172,8 @@ static void send_and_free(struct srv_req *r)
         srv_req_free(r);
         return;
     }
+    /* the next request on this connection has read_timeout from now */
+    srv_deadline_set(conn_ssl(evhttp_request_get_connection(r->req)), true);
     oh = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(oh, "Server", "attesta");
     if (r->resp.content_type != NULL)
@@ -261,6 +263,9 @@ void srv_reply_on_request(struct evhttp_request *req, void *arg)
     struct srv_http *h = loop->h;
     struct srv_req *r = req_new(loop, req);
     struct srv_conn *conn = conn_get(h, req, r->peer);
+
+    /* the request is in: its read deadline no longer applies */
+    srv_deadline_set(conn_ssl(evhttp_request_get_connection(req)), false);
 
     if (conn != NULL && !conn->counted) {
         send_problem(r, 429, "rateLimited", "too many connections from your address",

@@ -185,7 +185,59 @@ out:
     return rc;
 }
 
-static int answer_challenge(struct dflow *f, const char *chall_url, const char *token)
+static int poll_ms(const struct dflow *f)
+{
+    return f->poll_timeout_ms > 0 ? f->poll_timeout_ms : 30000;
+}
+
+/* A refusal carried in the challenge's error (decided after the response). */
+static int refused_challenge(struct dflow *f, const struct acmec_resp *r, const cJSON *ch)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(ch, "error");
+    const char *type = json_str(e, "type"), *detail = json_str(e, "detail");
+    static const char ns[] = "urn:ietf:params:acme:error:";
+
+    if (type != NULL && strncmp(type, ns, sizeof(ns) - 1) == 0)
+        type += sizeof(ns) - 1;
+    f->step = "challenge";
+    snprintf(f->err, ERR_LEN, "refused step=challenge status=%ld type=%s detail=%s", r->status,
+             type != NULL ? type : "", detail != NULL ? detail : "");
+    if (!f->quiet)
+        printf("result: %s\n", f->err);
+    return DFLOW_REFUSED;
+}
+
+static const cJSON *find_challenge(const cJSON *authz, const char *type);
+
+/*
+ * The server decides later (MDM lookups, an administrator): poll the
+ * authorization until it is valid or invalid, like an Apple device does.
+ */
+static int wait_authz(struct dflow *f, const char *authz_url)
+{
+    static const char *const final[] = {"valid", "invalid", "deactivated", "expired", "revoked",
+                                        NULL};
+    struct acmec_resp r = {0};
+    const char *st;
+    int rc = DFLOW_ERROR;
+
+    if (acmec_poll(f->client, authz_url, final, poll_ms(f), &r, f->err) != 0) {
+        rc = r.status != 0 && r.status != 200 ? refused(f, "authz", &r) : fail(f, "authz poll");
+        goto out;
+    }
+    st = json_str(r.json, "status");
+    if (st == NULL || strcmp(st, "valid") != 0) {
+        rc = refused_challenge(f, &r, find_challenge(r.json, "device-attest-01"));
+        goto out;
+    }
+    rc = 0;
+out:
+    acmec_resp_clear(&r);
+    return rc;
+}
+
+static int answer_challenge(struct dflow *f, const char *authz_url, const char *chall_url,
+                            const char *token)
 {
     unsigned char *cbor = NULL;
     size_t len = 0;
@@ -208,10 +260,11 @@ static int answer_challenge(struct dflow *f, const char *chall_url, const char *
     }
     const char *st = json_str(r.json, "status");
     if (r.status != 200 || st == NULL || strcmp(st, "invalid") == 0) {
-        rc = refused(f, "challenge", &r);
+        rc = r.status == 200 && st != NULL ? refused_challenge(f, &r, r.json)
+                                           : refused(f, "challenge", &r);
         goto out;
     }
-    rc = 0;
+    rc = strcmp(st, "processing") == 0 ? wait_authz(f, authz_url) : 0;
 out:
     acmec_resp_clear(&r);
     free(cbor);
@@ -277,7 +330,7 @@ static int finalize_and_download(struct dflow *f, const char *order_url, const c
     struct acmec_resp r = {0};
     char *csr = NULL, *payload = NULL, *cert_url = NULL;
     int rc = DFLOW_ERROR;
-    if (acmec_poll(f->client, order_url, ready, 30000, &r, f->err) != 0) {
+    if (acmec_poll(f->client, order_url, ready, poll_ms(f), &r, f->err) != 0) {
         rc = r.status ? refused(f, "order", &r) : fail(f, "order poll");
         goto out;
     }
@@ -301,7 +354,7 @@ static int finalize_and_download(struct dflow *f, const char *order_url, const c
         goto out;
     }
     acmec_resp_clear(&r);
-    if (acmec_poll(f->client, order_url, done, 30000, &r, f->err) != 0 ||
+    if (acmec_poll(f->client, order_url, done, poll_ms(f), &r, f->err) != 0 ||
         json_str(r.json, "certificate") == NULL) {
         rc = refused(f, "order", &r);
         goto out;
@@ -354,7 +407,7 @@ static int attest_authz(struct dflow *f, const char *authz_url)
     }
     chall_url = xstrdup(json_str(ch, "url"));
     token = xstrdup(json_str(ch, "token"));
-    rc = answer_challenge(f, chall_url, token);
+    rc = answer_challenge(f, authz_url, chall_url, token);
 out:
     acmec_resp_clear(&r);
     free(chall_url);

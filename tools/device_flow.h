@@ -52,6 +52,8 @@ struct dflow {
     enum pki_key_type device_key_type;
     enum dflow_fault fault;
     bool quiet;                /* no "result: ..." lines on stdout (benchmarks) */
+    int poll_timeout_ms;       /* how long to wait for a processing challenge (MDM lookups,
+                                  manual approval) and the order; 0 = 30 s */
     /* outputs */
     char *cert_pem;            /* issued chain after DFLOW_ISSUED, owned; dflow_clear frees */
     const char *step;          /* step that failed or was refused, static string */

@@ -18,6 +18,7 @@ struct sim {
     const char *os_version;
     enum pki_key_type device_key_type;
     enum dflow_fault fault;
+    int timeout_s;
     struct acmec *client;
     EVP_PKEY *account_key, *device_key;
     char err[ERR_LEN];
@@ -62,6 +63,7 @@ static int enroll(struct sim *s)
     f.device_key = s->device_key;
     f.device_key_type = s->device_key_type;
     f.fault = s->fault;
+    f.poll_timeout_ms = s->timeout_s * 1000;
     int rc = dflow_enroll(&f);
     if (rc == DFLOW_ERROR) {
         fail(f.step, f.err);
@@ -80,10 +82,22 @@ static void usage(void)
             "       attesta-device-sim enroll --directory URL --trust PEM --apple-ca DIR\n"
             "              --serial SERIAL [--udid UDID] [--identifier serial|udid|VALUE]\n"
             "              [--key p256|p384] [--os-version V] [--fault FAULT] [--out FILE]\n"
+            "              [--timeout SECONDS]  (wait for a processing challenge; default 30)\n"
             "faults:");
     for (int i = 1; i < DFLOW_F__MAX; i++)
         fprintf(stderr, " %s", dflow_fault_name((enum dflow_fault)i));
     fprintf(stderr, "\nexit: 0 issued, 1 refused by the server, 2 error\n");
+}
+
+/* 1 .. 3600 seconds. */
+static int parse_timeout(const char *text, int *out)
+{
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || v < 1 || v > 3600)
+        return -1;
+    *out = (int)v;
+    return 0;
 }
 
 static int parse_args(struct sim *s, int argc, char **argv)
@@ -94,7 +108,7 @@ static int parse_args(struct sim *s, int argc, char **argv)
         {"udid", required_argument, NULL, 'u'},      {"identifier", required_argument, NULL, 'i'},
         {"key", required_argument, NULL, 'k'},       {"fault", required_argument, NULL, 'f'},
         {"out", required_argument, NULL, 'o'},       {"os-version", required_argument, NULL, 'v'},
-        {NULL, 0, NULL, 0},
+        {"timeout", required_argument, NULL, 'T'},   {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -107,6 +121,10 @@ static int parse_args(struct sim *s, int argc, char **argv)
         case 'i': s->identifier = optarg; break;
         case 'o': s->out = optarg; break;
         case 'v': s->os_version = optarg; break;
+        case 'T':
+            if (parse_timeout(optarg, &s->timeout_s) != 0)
+                return -1;
+            break;
         case 'k':
             if (strcmp(optarg, "p256") == 0)
                 s->device_key_type = PKI_KEY_P256;
@@ -131,7 +149,7 @@ static int parse_args(struct sim *s, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    struct sim s = {.device_key_type = PKI_KEY_P384, .os_version = "26.1"};
+    struct sim s = {.device_key_type = PKI_KEY_P384, .os_version = "26.1", .timeout_s = 30};
     int rc = DFLOW_ERROR;
     if (argc < 2) {
         usage();

@@ -1,10 +1,14 @@
 /*
  * fuzz_csr: pki_csr_parse on arbitrary DER with every key type allowed, the
  * finalize path's first contact with client bytes. Accepted requests have
- * their names walked the way policy checks will read them.
+ * their names walked the way policy checks will read them. The self-signature
+ * is checked before the names are read, and mutations break it, so every
+ * input that OpenSSL can decode is also re-signed with a fixed key and parsed
+ * again: that is what reaches the SAN and subject code.
  */
 #include "pki/pki.h"
 
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +22,7 @@ static void walk(char *const *v, size_t n)
             abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void parse_one(const uint8_t *data, size_t size)
 {
     struct pki_csr csr;
     char err[ERR_LEN];
@@ -45,5 +49,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     pki_csr_clear(&csr);
     free(copy);
+}
+
+/* Re-signs what d2i_X509_REQ accepts with a fixed P-256 key and parses the result. */
+static void parse_resigned(const uint8_t *data, size_t size)
+{
+    static EVP_PKEY *key;
+    const unsigned char *p = data;
+    unsigned char *der = NULL;
+    X509_REQ *req;
+    char err[ERR_LEN];
+    int len;
+
+    if (key == NULL) {
+        key = pki_key_generate(PKI_KEY_P256, err);
+        if (key == NULL)
+            abort();
+    }
+    req = d2i_X509_REQ(NULL, &p, (long)size);
+    if (req == NULL)
+        return;
+    if (X509_REQ_set_pubkey(req, key) == 1 && X509_REQ_sign(req, key, EVP_sha256()) > 0) {
+        len = i2d_X509_REQ(req, &der);
+        if (len > 0)
+            parse_one(der, (size_t)len);
+        OPENSSL_free(der);
+    }
+    X509_REQ_free(req);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    parse_one(data, size);
+    parse_resigned(data, size);
     return 0;
 }

@@ -32,7 +32,7 @@ case "\$1" in
 esac
 HOOK
 chmod +x "$T/dns-hook.sh"
-EXEC_PATH="$T/dns-hook.sh" EXEC_PROPAGATION_TIMEOUT=10 EXEC_POLLING_INTERVAL=1 \
+EXEC_PATH="$T/dns-hook.sh" EXEC_PROPAGATION_TIMEOUT=10 EXEC_POLLING_INTERVAL=1 EXEC_SEQUENCE_INTERVAL=1 \
   "${LEGO[@]}" --domains dns.example.test --domains '*.wild.example.test' --dns exec --dns.disable-cp run \
   >"$T/lego-dns.log" 2>&1 || { cat "$T/lego-dns.log"; fail "lego dns-01"; }
 check_cert "$T/lego/certificates/dns.example.test.crt" "DNS:\*.wild.example.test"

@@ -212,8 +212,8 @@ static void test_valid_variants(void **state)
         "server:\n  workers: 1024\n  listen: \"[::]:443\"\n",
         "server: {limits: {max_body: 1m}}\n",
         "attestation: {apple: {roots: [builtin]}}\n",
-        "cas: {only: {}}\nenrollment_policies: {p: {identifiers: [hardware-module], "
-        "challenges: [device-attest-01]}}\n",
+        ("cas: {only: {}}\nenrollment_policies: {p: {identifiers: [hardware-module], "
+         "challenges: [device-attest-01]}}\n"),
         "storage: {driver: sqlite, path: db/attesta.db}\n",
         "server:\n  base_url:\n  access_log: ~\n",
     };
