@@ -23,8 +23,11 @@
 #include "store/store.h"
 
 /* Bounds on untrusted input (style guide 8.5). */
-#define ACME_MAX_JWS (64 * 1024)   /* the server's body limit may be lower */
+/* Ceiling on a JWS body; the configured server.limits.max_body is the limit in force. */
+#define ACME_MAX_JWS (64 * 1024 * 1024)
+/* Default JSON nesting (acme.limits.max_json_depth) and the highest it may be set to. */
 #define ACME_MAX_JSON_DEPTH 16
+#define ACME_MAX_JSON_DEPTH_CEIL 64
 #define ACME_MAX_URL 512
 #define ACME_MAX_ID 64             /* resource ids: 22 chars base64url of 16 random bytes */
 #define ACME_MAX_CONTACTS 8
@@ -55,6 +58,7 @@ struct acme_ctx {
     void *event_arg;
     acme_defer_fn *defer;
     void *defer_arg;
+    struct acme_keycache *keys;    /* account keys by JWK text (owned) */
 };
 /* The CA a policy issues from (never NULL after ctx creation checked the config). */
 struct pki_ca *acme_policy_ca(const struct acme_ctx *ctx, const struct cfg_policy *pol);
@@ -76,6 +80,9 @@ cJSON *acme_problem_to_json(const struct acme_problem *prob);
  * prob = malformed.
  */
 cJSON *acme_json_parse(const char *text, size_t len, struct acme_problem *prob);
+/* Same with a nesting limit (1..ACME_MAX_JSON_DEPTH_CEIL; anything else means the default). */
+cJSON *acme_json_parse_depth(const char *text, size_t len, int max_depth,
+                             struct acme_problem *prob);
 /* Typed member access; NULL when absent or of another type. */
 const char *acme_json_str(const cJSON *obj, const char *name);
 /* Sets a JSON body on resp (status, Content-Type application/json); consumes body. */
@@ -139,8 +146,24 @@ void acme_jws_clear(struct acme_jws *jws);
 #define ACME_JWS_INNER 0x1u
 int acme_jws_parse_ex(const unsigned char *body, size_t len, unsigned flags,
                       struct acme_jws *out, struct acme_problem *prob);
+/* acme_jws_parse_ex with a JSON nesting limit for the body, header and payload. */
+int acme_jws_parse_depth(const unsigned char *body, size_t len, unsigned flags, int max_depth,
+                         struct acme_jws *out, struct acme_problem *prob);
 /* Builds the public key of a JWK JSON object (badPublicKey with the reason). */
 EVP_PKEY *acme_jwk_to_key(const cJSON *jwk, struct acme_problem *prob);
+
+/* ---- keycache.c: parsed account keys by stored JWK text, shared by worker threads ---- */
+struct acme_keycache;
+/* A bounded cache (frees with acme_keycache_free, NULL-safe). */
+struct acme_keycache *acme_keycache_new(void);
+void acme_keycache_free(struct acme_keycache *kc);
+/*
+ * New reference (caller frees) to the public key of a stored canonical JWK
+ * text, imported and checked on a miss; NULL with prob serverInternal when the
+ * text is unreadable or unusable. kc NULL imports every time. Any thread.
+ */
+EVP_PKEY *acme_keycache_get(struct acme_keycache *kc, const char *jwk_json,
+                            struct acme_problem *prob);
 
 /* ---- account.c ---- */
 struct acme_account {

@@ -118,6 +118,7 @@ acme_ctx_new(const struct acme_deps *deps, char err[ERR_LEN])
     }
     if (state_attach(ctx, deps->share, err) != 0)
         goto err;
+    ctx->keys = acme_keycache_new();
     return ctx;
 err:
     acme_ctx_free(ctx);
@@ -130,6 +131,7 @@ acme_ctx_free(struct acme_ctx *ctx)
     if (ctx == NULL)
         return;
     state_detach(ctx);
+    acme_keycache_free(ctx->keys);
     free(ctx->base_url);
     free(ctx);
 }

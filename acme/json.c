@@ -118,6 +118,12 @@ has_dup_keys(const cJSON *node)
 cJSON *
 acme_json_parse(const char *text, size_t len, struct acme_problem *prob)
 {
+    return acme_json_parse_depth(text, len, ACME_MAX_JSON_DEPTH, prob);
+}
+
+cJSON *
+acme_json_parse_depth(const char *text, size_t len, int max_depth, struct acme_problem *prob)
+{
     char *copy = NULL;
     cJSON *root = NULL;
 
@@ -129,9 +135,10 @@ acme_json_parse(const char *text, size_t len, struct acme_problem *prob)
         acme_problem_set(prob, "malformed", 400, "JSON text is not valid UTF-8");
         goto out;
     }
-    if (!depth_ok(text, len, ACME_MAX_JSON_DEPTH)) {
-        acme_problem_set(prob, "malformed", 400, "JSON nested deeper than %d",
-                         ACME_MAX_JSON_DEPTH);
+    if (max_depth <= 0 || max_depth > ACME_MAX_JSON_DEPTH_CEIL)
+        max_depth = ACME_MAX_JSON_DEPTH;
+    if (!depth_ok(text, len, max_depth)) {
+        acme_problem_set(prob, "malformed", 400, "JSON nested deeper than %d", max_depth);
         goto out;
     }
     /* The copy's NUL lies inside the length, so require_null_terminated rejects trailing bytes. */

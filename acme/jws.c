@@ -141,7 +141,7 @@ check_header(struct acme_jws *out, unsigned flags, struct acme_problem *prob)
 
 /* Decodes the payload: "" is POST-as-GET, anything else must be a JSON object. */
 static int
-decode_payload(const cJSON *root, struct acme_jws *out, struct acme_problem *prob)
+decode_payload(const cJSON *root, int max_depth, struct acme_jws *out, struct acme_problem *prob)
 {
     unsigned char *raw = NULL;
     size_t len = 0;
@@ -154,7 +154,7 @@ decode_payload(const cJSON *root, struct acme_jws *out, struct acme_problem *pro
         out->post_as_get = true;
         return 0;
     }
-    out->payload = acme_json_parse(out->payload_raw, len, prob);
+    out->payload = acme_json_parse_depth(out->payload_raw, len, max_depth, prob);
     if (out->payload == NULL)
         return -1;
     if (!cJSON_IsObject(out->payload)) {
@@ -168,6 +168,13 @@ int
 acme_jws_parse_ex(const unsigned char *body, size_t len, unsigned flags, struct acme_jws *out,
                   struct acme_problem *prob)
 {
+    return acme_jws_parse_depth(body, len, flags, ACME_MAX_JSON_DEPTH, out, prob);
+}
+
+int
+acme_jws_parse_depth(const unsigned char *body, size_t len, unsigned flags, int max_depth,
+                     struct acme_jws *out, struct acme_problem *prob)
+{
     cJSON *root = NULL;
     unsigned char *hdr = NULL;
     size_t hdrlen = 0;
@@ -178,12 +185,12 @@ acme_jws_parse_ex(const unsigned char *body, size_t len, unsigned flags, struct 
         acme_problem_set(prob, "malformed", 413, "JWS larger than %d bytes", ACME_MAX_JWS);
         goto out;
     }
-    root = acme_json_parse((const char *)body, len, prob);
+    root = acme_json_parse_depth((const char *)body, len, max_depth, prob);
     if (root == NULL || check_members(root, prob) != 0)
         goto out;
     if (b64u_member(root, "protected", &hdr, &hdrlen, prob) != 0)
         goto out;
-    out->protected = acme_json_parse((const char *)hdr, hdrlen, prob);
+    out->protected = acme_json_parse_depth((const char *)hdr, hdrlen, max_depth, prob);
     if (out->protected == NULL)
         goto out;
     if (!cJSON_IsObject(out->protected)) {
@@ -192,7 +199,7 @@ acme_jws_parse_ex(const unsigned char *body, size_t len, unsigned flags, struct 
     }
     if (check_header(out, flags, prob) != 0)
         goto out;
-    if (decode_payload(root, out, prob) != 0)
+    if (decode_payload(root, max_depth, out, prob) != 0)
         goto out;
     if (b64u_member(root, "signature", &out->sig, &out->siglen, prob) != 0)
         goto out;

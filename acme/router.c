@@ -185,26 +185,22 @@ out:
     return rc;
 }
 
-/* Verifies the JWS with the kid account's stored key. */
+/*
+ * Verifies the JWS with the kid account's stored key, parsed once per key text
+ * (ctx->keys). The stored thumbprint goes in first so acme_jws_verify does
+ * not recompute it from the key.
+ */
 static int
 verify_with_account(struct acme_rq *rq, struct acme_problem *prob)
 {
-    cJSON *jwk = cJSON_Parse(rq->acct.jwk_json);
-    EVP_PKEY *key = NULL;
+    EVP_PKEY *key = acme_keycache_get(rq->ctx->keys, rq->acct.jwk_json, prob);
     int rc = -1;
 
-    if (jwk == NULL) {
-        acme_problem_set(prob, "serverInternal", 500, "stored account key unreadable");
-        goto out;
-    }
-    key = acme_jwk_to_key(jwk, prob);
-    if (key == NULL) {
-        acme_problem_set(prob, "serverInternal", 500, "stored account key unusable");
-        goto out;
-    }
-    if (acme_jws_verify(&rq->jws, key, prob) != 0)
+    if (key == NULL)
         goto out;
     snprintf(rq->jws.thumbprint, sizeof(rq->jws.thumbprint), "%s", rq->acct.thumbprint);
+    if (acme_jws_verify(&rq->jws, key, prob) != 0)
+        goto out;
     if (strcmp(rq->acct.status, "valid") != 0) {
         acme_problem_set(prob, "unauthorized", 401, "account is %s", rq->acct.status);
         goto out;
@@ -212,7 +208,6 @@ verify_with_account(struct acme_rq *rq, struct acme_problem *prob)
     rc = 0;
 out:
     EVP_PKEY_free(key);
-    cJSON_Delete(jwk);
     return rc;
 }
 
@@ -228,11 +223,13 @@ authenticate(struct acme_rq *rq, struct acme_problem *prob)
         acme_problem_set(prob, "malformed", 415, "Content-Type must be application/jose+json");
         return -1;
     }
-    if (req->body_len > ACME_MAX_JWS) {
-        acme_problem_set(prob, "malformed", 413, "body larger than %d bytes", ACME_MAX_JWS);
+    if (req->body_len > rq->ctx->cfg->server.max_body) {
+        acme_problem_set(prob, "malformed", 413, "body larger than %zu bytes",
+                         rq->ctx->cfg->server.max_body);
         return -1;
     }
-    rc = acme_jws_parse(req->body, req->body_len, &rq->jws, prob);
+    rc = acme_jws_parse_depth(req->body, req->body_len, 0, rq->ctx->cfg->acme.max_json_depth,
+                              &rq->jws, prob);
     /* N-3: a nonce is spent the first time it is seen, whatever happens next. */
     nonce_ok = rq->jws.nonce != NULL && acme_nonce_consume(rq->ctx->nonces, rq->jws.nonce);
     if (rc != 0)

@@ -33,7 +33,13 @@ static const char apple_root_pem[] =
 
 struct att_verifier {
     X509_STORE *store;
+    struct att_limits limits;
 };
+
+void att_verifier_set_limits(struct att_verifier *v, const struct att_limits *lim)
+{
+    att_limits_normalize(lim, &v->limits);
+}
 
 /* Adds every certificate in bio to store; at least one. 0/-1. */
 static int add_pem_roots(X509_STORE *store, BIO *bio, const char *name, char err[ERR_LEN])
@@ -68,6 +74,7 @@ struct att_verifier *att_verifier_new(const char *const *roots, size_t nroots, c
     BIO *bio = NULL;
     bool ok = false;
 
+    att_limits_normalize(NULL, &v->limits);
     v->store = X509_STORE_new();
     if (v->store == NULL) {
         snprintf(err, ERR_LEN, "X509_STORE_new failed");
@@ -182,7 +189,7 @@ enum att_result att_verify(const struct att_verifier *v, const unsigned char *cb
     STACK_OF(X509) *inter = sk_X509_new_null();
 
     att_claims_clear(claims);
-    if (att_attobj_parse(cbor, len, &obj, err) != 0)
+    if (att_attobj_parse(cbor, len, &v->limits, &obj, err) != 0)
         goto out;
     if (inter == NULL) {
         snprintf(err, ERR_LEN, "sk_X509_new_null failed");

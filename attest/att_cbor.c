@@ -17,7 +17,20 @@ struct scan {
     size_t len, off;
     uint64_t left[ATT_MAX_DEPTH];
     int depth;
+    int max_depth; /* <= ATT_MAX_DEPTH */
 };
+
+void att_limits_normalize(const struct att_limits *in, struct att_limits *out)
+{
+    struct att_limits l = {ATT_MAX_ATTOBJ, ATT_MAX_DEPTH, ATT_MAX_X5C};
+    if (in != NULL && in->max_attobj >= 1 && in->max_attobj <= ATT_MAX_ATTOBJ)
+        l.max_attobj = in->max_attobj;
+    if (in != NULL && in->max_depth >= 2 && in->max_depth <= ATT_MAX_DEPTH)
+        l.max_depth = in->max_depth;
+    if (in != NULL && in->max_x5c >= 1 && in->max_x5c <= ATT_MAX_X5C)
+        l.max_x5c = in->max_x5c;
+    *out = l;
+}
 
 void att_escape(const void *p, size_t n, char *out, size_t outlen)
 {
@@ -68,8 +81,8 @@ static int enter(struct scan *s, uint64_t count, char err[ERR_LEN])
 {
     if (count == 0)
         return 0;
-    if (s->depth >= ATT_MAX_DEPTH) {
-        snprintf(err, ERR_LEN, "CBOR nested deeper than %d levels", ATT_MAX_DEPTH);
+    if (s->depth >= s->max_depth) {
+        snprintf(err, ERR_LEN, "CBOR nested deeper than %d levels", s->max_depth);
         return -1;
     }
     s->left[s->depth++] = count;
@@ -116,9 +129,9 @@ static int scan_item(struct scan *s, char err[ERR_LEN])
 }
 
 /* Walks exactly one definite-length item covering all len bytes. 0/-1. */
-static int prescan(const unsigned char *p, size_t len, char err[ERR_LEN])
+static int prescan(const unsigned char *p, size_t len, int max_depth, char err[ERR_LEN])
 {
-    struct scan s = {.p = p, .len = len};
+    struct scan s = {.p = p, .len = len, .max_depth = max_depth};
 
     do {
         int rc = scan_item(&s, err);
@@ -226,7 +239,8 @@ static int check_fmt(const cbor_item_t *fmt, char err[ERR_LEN])
     return 0;
 }
 
-static int take_x5c(const cbor_item_t *x5c, struct att_attobj *out, char err[ERR_LEN])
+static int take_x5c(const cbor_item_t *x5c, int max_x5c, struct att_attobj *out,
+                    char err[ERR_LEN])
 {
     if (x5c == NULL) {
         snprintf(err, ERR_LEN, "attStmt has no x5c");
@@ -237,8 +251,8 @@ static int take_x5c(const cbor_item_t *x5c, struct att_attobj *out, char err[ERR
         return -1;
     }
     size_t n = cbor_array_size(x5c);
-    if (n == 0 || n > ATT_MAX_X5C) {
-        snprintf(err, ERR_LEN, "attStmt.x5c has %zu entries (expected 1..%d)", n, ATT_MAX_X5C);
+    if (n == 0 || n > (size_t)max_x5c) {
+        snprintf(err, ERR_LEN, "attStmt.x5c has %zu entries (expected 1..%d)", n, max_x5c);
         return -1;
     }
     cbor_item_t **items = cbor_array_handle(x5c);
@@ -261,7 +275,8 @@ static int take_x5c(const cbor_item_t *x5c, struct att_attobj *out, char err[ERR
     return 0;
 }
 
-static int check_shape(const cbor_item_t *root, struct att_attobj *out, char err[ERR_LEN])
+static int check_shape(const cbor_item_t *root, int max_x5c, struct att_attobj *out,
+                       char err[ERR_LEN])
 {
     static const char *const top_keys[] = {"fmt", "attStmt"};
     static const char *const stmt_keys[] = {"x5c"};
@@ -277,25 +292,28 @@ static int check_shape(const cbor_item_t *root, struct att_attobj *out, char err
     }
     if (map_lookup(top[1], "attStmt", stmt_keys, stmt, nitems(stmt), err) != 0)
         return -1;
-    return take_x5c(stmt[0], out, err);
+    return take_x5c(stmt[0], max_x5c, out, err);
 }
 
-int att_attobj_parse(const unsigned char *p, size_t len, struct att_attobj *out, char err[ERR_LEN])
+int att_attobj_parse(const unsigned char *p, size_t len, const struct att_limits *lim_in,
+                     struct att_attobj *out, char err[ERR_LEN])
 {
     int rc = -1;
     cbor_item_t *root = NULL;
     struct cbor_load_result res;
+    struct att_limits lim;
 
+    att_limits_normalize(lim_in, &lim);
     memset(out, 0, sizeof(*out));
     if (p == NULL || len == 0) {
         snprintf(err, ERR_LEN, "attestation object is empty");
         goto out;
     }
-    if (len > ATT_MAX_ATTOBJ) {
-        snprintf(err, ERR_LEN, "attestation object is %zu bytes (max %d)", len, ATT_MAX_ATTOBJ);
+    if (len > lim.max_attobj) {
+        snprintf(err, ERR_LEN, "attestation object is %zu bytes (max %zu)", len, lim.max_attobj);
         goto out;
     }
-    if (prescan(p, len, err) != 0)
+    if (prescan(p, len, lim.max_depth, err) != 0)
         goto out;
     root = cbor_load(p, len, &res);
     if (root == NULL || res.error.code != CBOR_ERR_NONE) {
@@ -307,7 +325,7 @@ int att_attobj_parse(const unsigned char *p, size_t len, struct att_attobj *out,
         snprintf(err, ERR_LEN, "%zu trailing bytes after the CBOR item", len - res.read);
         goto out;
     }
-    if (check_shape(root, out, err) != 0)
+    if (check_shape(root, lim.max_x5c, out, err) != 0)
         goto out;
     out->root = root;
     root = NULL;

@@ -12,7 +12,6 @@
 #include "attest/attest.h"
 
 #define ATT_MAX_CERT_DER (8 * 1024) /* bytes per x5c entry */
-#define ATT_MAX_DEPTH 4             /* nested CBOR containers */
 #define ATT_MAX_MAP 8               /* pairs per CBOR map */
 #define ATT_MAX_ARRAY 16            /* entries per CBOR array (x5c is checked tighter) */
 #define ATT_MAX_EXTRA 1024          /* bytes of an unknown member we tolerate */
@@ -29,7 +28,10 @@ struct att_attobj {
  * shape {"fmt":"apple","attStmt":{"x5c":[bytes, ...]}}. 0 with out filled (clear
  * it with att_attobj_clear), -1 with err set.
  */
-int att_attobj_parse(const unsigned char *p, size_t len, struct att_attobj *out, char err[ERR_LEN]);
+int att_attobj_parse(const unsigned char *p, size_t len, const struct att_limits *lim,
+                     struct att_attobj *out, char err[ERR_LEN]);
+/* lim with every member inside its range (out of range means the ceiling). */
+void att_limits_normalize(const struct att_limits *in, struct att_limits *out);
 /* Frees what att_attobj_parse kept; NULL-safe, leaves a zeroed struct. */
 void att_attobj_clear(struct att_attobj *a);
 

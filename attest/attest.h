@@ -13,8 +13,10 @@
 
 #include "common/common.h"
 
+/* Ceilings; struct att_limits may lower (never raise) them per verifier. */
 #define ATT_MAX_ATTOBJ (64 * 1024) /* bytes of CBOR accepted */
 #define ATT_MAX_X5C 4              /* certificates in attStmt.x5c */
+#define ATT_MAX_DEPTH 4            /* nested CBOR containers */
 #define ATT_MAX_PEM (128 * 1024)   /* bytes of a PEM chain (att_verify_chain_pem) */
 
 /* What the leaf certificate attests. */
@@ -52,6 +54,18 @@ struct att_verifier;
  */
 struct att_verifier *att_verifier_new(const char *const *roots, size_t nroots, char err[ERR_LEN]);
 void att_verifier_free(struct att_verifier *v);
+
+/* Per-verifier bounds on untrusted attestation objects (config attestation.limits). */
+struct att_limits {
+    size_t max_attobj; /* bytes of CBOR, 1..ATT_MAX_ATTOBJ */
+    int max_depth;     /* nested CBOR containers, 2..ATT_MAX_DEPTH */
+    int max_x5c;       /* certificates in x5c, 1..ATT_MAX_X5C */
+};
+/*
+ * Sets v's limits; values outside their range mean the ceiling. Call before
+ * v is shared with other threads.
+ */
+void att_verifier_set_limits(struct att_verifier *v, const struct att_limits *lim);
 
 /*
  * Verifies an attestation object (raw CBOR) at time at (seconds since the

@@ -26,6 +26,8 @@ static const struct cfg_key limit_keys[] = {
      CFG_FIELD(struct cfg_acme, max_identifiers)},
     {.name = "orders_per_hour", .type = CFG_T_INT, .def = "300", .min = 0, .max = 1000000,
      CFG_FIELD(struct cfg_acme, orders_per_hour)},
+    {.name = "max_json_depth", .type = CFG_T_INT, .def = "16", .min = 2, .max = 64,
+     CFG_FIELD(struct cfg_acme, max_json_depth)},
     {0},
 };
 

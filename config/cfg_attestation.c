@@ -35,8 +35,20 @@ static const struct cfg_key apple_keys[] = {
     {0},
 };
 
+/* Ceilings match attest/attest.h (ATT_MAX_ATTOBJ, ATT_MAX_DEPTH, ATT_MAX_X5C). */
+static const struct cfg_key limit_keys[] = {
+    {.name = "max_attobj", .type = CFG_T_SIZE, .def = "64k", .min = 1024, .max = 65536,
+     CFG_FIELD(struct cfg_attestation, max_attobj)},
+    {.name = "max_cbor_depth", .type = CFG_T_INT, .def = "4", .min = 2, .max = 4,
+     CFG_FIELD(struct cfg_attestation, max_cbor_depth)},
+    {.name = "max_x5c", .type = CFG_T_INT, .def = "4", .min = 1, .max = 4,
+     CFG_FIELD(struct cfg_attestation, max_x5c)},
+    {0},
+};
+
 static const struct cfg_key attestation_keys[] = {
     {.name = "apple", .type = CFG_T_MAP, .sub = apple_keys},
+    {.name = "limits", .type = CFG_T_MAP, .sub = limit_keys},
     {0},
 };
 

@@ -63,6 +63,7 @@ struct cfg_acme {
     int validation_retry_delay; /* seconds between tries, default 2 */
     size_t max_identifiers;   /* per order, default 100 */
     int orders_per_hour;      /* per account, 0 = unlimited; default 300 */
+    int max_json_depth;       /* nesting of request JSON, default 16 (2..64) */
     char *terms_of_service;   /* directory meta.termsOfService URL or NULL */
     char *website;            /* directory meta.website or NULL */
 };
@@ -73,6 +74,9 @@ struct cfg_attestation {
     bool require_nonce;   /* default true */
     bool accept_serial;   /* identifier may equal the attested serial, default true */
     bool accept_udid;     /* identifier may equal the attested UDID, default true */
+    size_t max_attobj;    /* attestation object bytes, default 64k (1k..64k) */
+    int max_cbor_depth;   /* nested CBOR containers, default 4 (2..4) */
+    int max_x5c;          /* certificates in attStmt.x5c, default 4 (1..4) */
 };
 
 struct cfg_ca {

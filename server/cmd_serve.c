@@ -206,6 +206,7 @@ static int setup_base(struct serve *s, char err[ERR_LEN])
     o.max_body = sv->max_body;
     o.max_headers = sv->max_headers;
     o.read_timeout = sv->read_timeout;
+    o.idle_timeout = sv->idle_timeout;
     o.max_conns_per_ip = sv->max_conns_per_ip;
     o.access_log = sv->access_log;
     o.pool = s->pool;
@@ -237,6 +238,8 @@ static int gen_build(void *arg, struct srv_gen *g, const struct acme_ctx *share,
     g->att = att_verifier_new((const char *const *)a->apple_roots, a->napple_roots, err);
     if (g->att == NULL)
         return -1;
+    struct att_limits lim = {a->max_attobj, a->max_cbor_depth, a->max_x5c};
+    att_verifier_set_limits(g->att, &lim);
     g->val = srv_validator_new(&g->cfg->acme, on_validation_done, g, err);
     if (g->val == NULL)
         return -1;

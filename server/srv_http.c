@@ -33,15 +33,17 @@ static pthread_once_t libevent_once = PTHREAD_ONCE_INIT;
 /*
  * The whole-request deadline. evhttp's timeout restarts at every read, so a
  * client sending one byte per second would hold its connection forever. Each
- * connection gets a timer (armed at accept, cleared when a request has been
- * read, re-armed when its answer is sent); when it fires the socket is shut
- * down and evhttp sees EOF and frees the connection the usual way. The timer
- * lives in the connection's SSL ex_data, so it is freed with the SSL.
+ * connection gets a timer: armed with the read timeout at accept, cleared when
+ * a request has been read, re-armed with the idle (keep-alive) timeout when its
+ * answer is sent, so the next request must have arrived whole by then. When it
+ * fires the socket is shut down and evhttp sees EOF and frees the connection
+ * the usual way. The timer lives in the connection's SSL ex_data, so it is
+ * freed with the SSL.
  */
 struct srv_deadline {
     struct event *timer;
     struct bufferevent *bev;
-    struct timeval tv;
+    struct timeval read_tv, idle_tv;
 };
 static int deadline_idx = -1;
 
@@ -65,15 +67,15 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         shutdown(s, SHUT_RDWR);
 }
 
-void srv_deadline_set(struct ssl_st *ssl, bool arm)
+void srv_deadline_set(struct ssl_st *ssl, enum srv_deadline_phase phase)
 {
     struct srv_deadline *d = ssl != NULL ? SSL_get_ex_data(ssl, deadline_idx) : NULL;
     if (d == NULL)
         return;
-    if (arm)
-        evtimer_add(d->timer, &d->tv);
-    else
+    if (phase == SRV_DEADLINE_OFF)
         evtimer_del(d->timer);
+    else
+        evtimer_add(d->timer, phase == SRV_DEADLINE_IDLE ? &d->idle_tv : &d->read_tv);
 }
 
 static void libevent_init(void)
@@ -157,7 +159,8 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     struct srv_deadline *d = xcalloc(1, sizeof(*d));
     d->bev = bev;
-    d->tv.tv_sec = h->o.read_timeout > 0 ? h->o.read_timeout : 10;
+    d->read_tv.tv_sec = h->o.read_timeout > 0 ? h->o.read_timeout : 10;
+    d->idle_tv.tv_sec = h->o.idle_timeout > 0 ? h->o.idle_timeout : d->read_tv.tv_sec;
     d->timer = evtimer_new(base, on_deadline, d);
     if (d->timer == NULL || !SSL_set_ex_data(ssl, deadline_idx, d)) {
         if (d->timer != NULL)
@@ -167,7 +170,7 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
         bufferevent_free(bev);
         return NULL;
     }
-    evtimer_add(d->timer, &d->tv);
+    evtimer_add(d->timer, &d->read_tv);
     return bev;
 }
 
@@ -232,7 +235,9 @@ static int loop_init(struct srv_http *h, struct srv_loop *loop, char err[ERR_LEN
      */
     evhttp_set_max_body_size(loop->http, (ev_ssize_t)(o->max_body * SRV_BODY_SLACK));
     evhttp_set_max_headers_size(loop->http, (ev_ssize_t)o->max_headers);
-    evhttp_set_timeout(loop->http, o->read_timeout > 0 ? o->read_timeout : 10);
+    /* evhttp's own per-read timeout must not cut a keep-alive wait short */
+    int read_s = o->read_timeout > 0 ? o->read_timeout : 10;
+    evhttp_set_timeout(loop->http, o->idle_timeout > read_s ? o->idle_timeout : read_s);
     /* every method reaches us, so the refusal is a problem document (405) */
     evhttp_set_allowed_methods(loop->http, all);
     evhttp_set_default_content_type(loop->http, NULL);

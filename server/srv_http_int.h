@@ -89,11 +89,16 @@ struct srv_req {
 
 /* srv_http.c */
 struct ssl_st;
+enum srv_deadline_phase {
+    SRV_DEADLINE_OFF,  /* a request is being answered */
+    SRV_DEADLINE_READ, /* the first request must arrive within read_timeout */
+    SRV_DEADLINE_IDLE, /* after an answer, the next one within idle_timeout */
+};
 /*
  * Arms (again, from now) or clears the whole-request deadline of the connection
  * whose SSL this is: when it expires the connection is shut down. Loop thread only.
  */
-void srv_deadline_set(struct ssl_st *ssl, bool arm);
+void srv_deadline_set(struct ssl_st *ssl, enum srv_deadline_phase phase);
 
 /* srv_reply.c */
 /* The evhttp generic callback (arg = struct srv_loop *). */

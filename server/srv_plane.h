@@ -81,7 +81,8 @@ struct srv_http_opts {
     const char *tls_key;    /* PEM key, mode 0600 */
     size_t max_body;        /* request body limit (bytes) */
     size_t max_headers;     /* request header block limit (bytes) */
-    int read_timeout;       /* seconds without progress before a connection is dropped */
+    int read_timeout;       /* seconds for a connection's first request to arrive whole */
+    int idle_timeout;       /* seconds for each later request (keep-alive); <= 0: read_timeout */
     int max_conns_per_ip;   /* <= 0 = unlimited */
     const char *access_log; /* file to append to; NULL = stderr */
     struct srv_pool *pool;  /* borrowed; runs the requests is_fast refuses */

@@ -172,8 +172,8 @@ static void send_and_free(struct srv_req *r)
         srv_req_free(r);
         return;
     }
-    /* the next request on this connection has read_timeout from now */
-    srv_deadline_set(conn_ssl(evhttp_request_get_connection(r->req)), true);
+    /* the next request on this connection has idle_timeout from now */
+    srv_deadline_set(conn_ssl(evhttp_request_get_connection(r->req)), SRV_DEADLINE_IDLE);
     oh = evhttp_request_get_output_headers(r->req);
     evhttp_add_header(oh, "Server", "attesta");
     if (r->resp.content_type != NULL)
@@ -265,7 +265,7 @@ void srv_reply_on_request(struct evhttp_request *req, void *arg)
     struct srv_conn *conn = conn_get(h, req, r->peer);
 
     /* the request is in: its read deadline no longer applies */
-    srv_deadline_set(conn_ssl(evhttp_request_get_connection(req)), false);
+    srv_deadline_set(conn_ssl(evhttp_request_get_connection(req)), SRV_DEADLINE_OFF);
 
     if (conn != NULL && !conn->counted) {
         send_problem(r, 429, "rateLimited", "too many connections from your address",

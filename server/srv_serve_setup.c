@@ -40,6 +40,15 @@ out:
     return rc;
 }
 
+/* The data dir holds CA keys and the database: say so when others can read it. */
+static void warn_if_open(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0 && (st.st_mode & 0077) != 0)
+        log_warn("server", "data directory %s has mode %04o; 0700 keeps its keys and database "
+                 "private", dir, (unsigned)(st.st_mode & 07777));
+}
+
 struct store *srv_store_open(const struct cfg *cfg, char err[ERR_LEN])
 {
     struct store *st = NULL;
@@ -47,6 +56,7 @@ struct store *srv_store_open(const struct cfg *cfg, char err[ERR_LEN])
 
     if (srv_mkdir_p(cfg->server.data_dir, 0700, err) != 0)
         return NULL;
+    warn_if_open(cfg->server.data_dir);
     if (cfg->storage.driver == CFG_STORE_POSTGRES) {
         const char *dsn = cfg->storage.dsn_env != NULL ? getenv(cfg->storage.dsn_env) : NULL;
         if (dsn == NULL || dsn[0] == '\0') {

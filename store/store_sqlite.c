@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <errno.h>
 
 #include "store/store_int.h"
 
@@ -172,12 +176,36 @@ static void sq_close(struct store_conn *c)
     free(c);
 }
 
+/* Creates path with mode 0600 when missing; tightens an existing one. 0/-1. */
+static int create_private(const char *path, char err[ERR_LEN])
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, ERR_LEN, "sqlite: cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = fchmod(fd, 0600);
+    close(fd);
+    if (rc != 0) {
+        snprintf(err, ERR_LEN, "sqlite: cannot chmod %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static struct store_conn *sq_open(const char *target, bool writer, char err[ERR_LEN])
 {
     struct store_conn *c = xcalloc(1, sizeof(*c));
     /* Each connection is confined to one thread, so SQLite's own mutexes are not needed. */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
 
+    /*
+     * The database holds EAB MAC keys: create it 0600 ourselves. SQLite gives
+     * its -wal and -shm files the database file's mode, so they follow.
+     */
+    if (writer && target[0] != ':' && strncmp(target, "file:", 5) != 0 &&
+        create_private(target, err) != 0)
+        goto err;
     if (sqlite3_open_v2(target, &c->db, flags, NULL) != SQLITE_OK) {
         if (c->db != NULL)
             set_err(c, target, err);

@@ -58,7 +58,7 @@ mgmt() { curl -sf -d "$2" "http://127.0.0.1:$MGMT_PORT/$1" >/dev/null; }
 
 # write_config HTTP01_PORT TLSALPN01_PORT [extra yaml]: a config for a test server.
 write_config() {
-  mkdir -p "$T/data"
+  mkdir -p -m 0700 "$T/data"
   cat >"$T/config.yaml" <<YAML
 server:
   listen: "127.0.0.1:0"
@@ -81,6 +81,7 @@ YAML
 # start_attesta: runs `attesta serve -c $T/config.yaml`, waits for its banner,
 # sets PORT, BASE (https://127.0.0.1:PORT) and ROOT (the dev root CA file).
 start_attesta() {
+  : >"$T/attesta.out"   # exists before the child opens it, so the poll below never races it
   "$ATTESTA_BIN" serve -c "$T/config.yaml" >"$T/attesta.out" 2>"$T/attesta.log" &
   ATTESTA_PID=$!
   PIDS+=($ATTESTA_PID)

@@ -10,8 +10,9 @@ cd "$(dirname "$0")"
 DNS_PORT=$(free_port)
 write_config 80 443 "  limits:
     max_identifiers: 3
-    orders_per_hour: 3"
-sed -i 's/^  workers: 2$/  workers: 2\n  limits:\n    max_body: 8k\n    max_headers: 4k\n    max_conns_per_ip: 6\n  timeouts:\n    read: 2s/' \
+    orders_per_hour: 3
+    max_json_depth: 8"
+sed -i 's/^  workers: 2$/  workers: 2\n  limits:\n    max_body: 8k\n    max_headers: 4k\n    max_conns_per_ip: 6\n  timeouts:\n    read: 2s\n    idle: 2s/' \
   "$T/config.yaml"
 start_attesta
 /usr/bin/python3 test_limits.py "$BASE" "$ROOT" "$PORT"

@@ -300,13 +300,38 @@ static void test_real_attobj(void **state)
     struct att_attobj obj;
     char err[ERR_LEN] = "";
     assert_int_equal(real_len, 1481);
-    assert_int_equal(att_attobj_parse(real_obj, real_len, &obj, err), 0);
+    assert_int_equal(att_attobj_parse(real_obj, real_len, NULL, &obj, err), 0);
     assert_int_equal(obj.nx5c, 2);
     assert_int_equal(obj.x5c[1].len, 589);
     assert_memory_equal(obj.x5c[0].p, leaf.p, leaf.len);
     att_attobj_clear(&obj);
     assert_null(obj.root);
     att_attobj_clear(NULL);
+}
+
+/* Configured limits lower the ceilings; out-of-range values mean the ceiling. */
+static void test_attobj_limits(void **state)
+{
+    static const struct {
+        const char *name;
+        struct att_limits lim;
+        int want;
+    } rows[] = {
+        {"ceilings", {0, 0, 0}, 0},
+        {"exact size", {1481, 4, 2}, 0},
+        {"one byte too small", {1480, 4, 4}, -1},
+        {"depth 2 (real object nests 3)", {0, 2, 0}, -1},
+        {"one certificate only", {0, 0, 1}, -1},
+        {"over the ceiling means the ceiling", {1u << 30, 99, 99}, 0},
+    };
+    for (size_t i = 0; i < nitems(rows); i++) {
+        struct att_attobj obj;
+        char err[ERR_LEN] = "";
+        int rc = att_attobj_parse(real_obj, real_len, &rows[i].lim, &obj, err);
+        if (rc != rows[i].want)
+            fail_msg("%s: got %d (%s)", rows[i].name, rc, err);
+        att_attobj_clear(&obj);
+    }
 }
 
 static void test_cbor_table(void **state)
@@ -318,7 +343,7 @@ static void test_cbor_table(void **state)
         char err[ERR_LEN] = "";
         print_message("cbor row: %s\n", row->name);
         row->build(&b, row->arg);
-        int rc = att_attobj_parse((const unsigned char *)b.p, b.len, &obj, err);
+        int rc = att_attobj_parse((const unsigned char *)b.p, b.len, NULL, &obj, err);
         assert_int_equal(rc, row->parse_rc);
         if (rc == 0) {
             assert_int_equal(obj.nx5c, row->nx5c);
@@ -366,6 +391,7 @@ int t_cbor_group(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_real_attobj),
+        cmocka_unit_test(test_attobj_limits),
         cmocka_unit_test(test_cbor_table),
         cmocka_unit_test(test_cbor_verify_format),
     };
