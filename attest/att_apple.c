@@ -34,6 +34,7 @@ static const char apple_root_pem[] =
 struct att_verifier {
     X509_STORE *store;
     struct att_limits limits;
+    struct att_subca_cache *subca; /* sub CAs already verified against store (owned) */
 };
 
 void att_verifier_set_limits(struct att_verifier *v, const struct att_limits *lim)
@@ -74,6 +75,8 @@ struct att_verifier *att_verifier_new(const char *const *roots, size_t nroots, c
     BIO *bio = NULL;
     bool ok = false;
 
+    v->subca = att_subca_cache_new();
+
     att_limits_normalize(NULL, &v->limits);
     v->store = X509_STORE_new();
     if (v->store == NULL) {
@@ -111,6 +114,7 @@ void att_verifier_free(struct att_verifier *v)
     if (v == NULL)
         return;
     X509_STORE_free(v->store);
+    att_subca_cache_free(v->subca);
     free(v);
 }
 
@@ -121,6 +125,10 @@ static enum att_result verify_chain(const struct att_verifier *v, X509 *leaf,
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
     char when[32];
 
+    if (att_subca_verify(v->subca, leaf, inter, at) == ATT_OK) {
+        r = ATT_OK;
+        goto out;
+    }
     if (ctx == NULL || X509_STORE_CTX_init(ctx, v->store, leaf, inter) != 1) {
         snprintf(err, ERR_LEN, "X509_STORE_CTX_init failed");
         goto out;
@@ -130,6 +138,7 @@ static enum att_result verify_chain(const struct att_verifier *v, X509 *leaf,
     X509_VERIFY_PARAM_set_time(param, (time_t)at);
     X509_VERIFY_PARAM_set_depth(param, ATT_MAX_X5C);
     if (X509_verify_cert(ctx) == 1) {
+        att_subca_remember(v->subca, X509_STORE_CTX_get0_chain(ctx));
         r = ATT_OK;
         goto out;
     }

@@ -41,6 +41,23 @@ void att_attobj_clear(struct att_attobj *a);
  */
 enum att_result att_claims_extract(X509 *leaf, struct att_claims *c, char err[ERR_LEN]);
 
+/*
+ * att_subca.c: sub CAs already verified against the verifier's roots. The
+ * cache is owned by one verifier and locks internally (any thread).
+ */
+struct att_subca_cache;
+struct att_subca_cache *att_subca_cache_new(void);
+void att_subca_cache_free(struct att_subca_cache *c); /* NULL-safe */
+/*
+ * ATT_OK when inter is one remembered sub CA, its root is valid at `at` and
+ * leaf verifies against the sub CA alone at `at`; anything else (including a
+ * miss) is ATT_ERR_CHAIN, and the caller runs the full verification.
+ */
+enum att_result att_subca_verify(struct att_subca_cache *c, X509 *leaf, STACK_OF(X509) * inter,
+                                 int64_t at);
+/* Remembers chain[1] after X509_verify_cert built chain = leaf, sub CA, root. */
+void att_subca_remember(struct att_subca_cache *c, STACK_OF(X509) * chain);
+
 /* Copies n bytes of untrusted data into out as an escaped, NUL-terminated string. */
 void att_escape(const void *p, size_t n, char *out, size_t outlen);
 

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <limits.h>
+
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 
 #define SERIAL_BYTES 17
@@ -200,6 +203,35 @@ out:
     return rc;
 }
 
+/*
+ * The subject public key. X509_set_pubkey encodes the key to DER and decodes it
+ * again (OpenSSL 3 encoder then decoder, a point check included), which cost
+ * more than signing the certificate. For EC keys, already checked when the CSR
+ * was parsed, the SPKI is set from its parts; other key types take the long way.
+ */
+static int set_pubkey(X509 *x, EVP_PKEY *key)
+{
+    char group[64];
+    size_t glen = 0, ptlen;
+    unsigned char *pt = NULL;
+    int nid = NID_undef;
+
+    if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC &&
+        EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                       &glen) == 1)
+        nid = OBJ_sn2nid(group);
+    if (nid == NID_undef)
+        return X509_set_pubkey(x, key) == 1 ? 0 : -1;
+    ptlen = EVP_PKEY_get1_encoded_public_key(key, &pt);
+    if (ptlen == 0 || ptlen > INT_MAX ||
+        X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
+                               V_ASN1_OBJECT, OBJ_nid2obj(nid), pt, (int)ptlen) != 1) {
+        OPENSSL_free(pt);
+        return -1;
+    }
+    return 0;
+}
+
 static int set_base(X509 *x, const struct pki_ca *ca, const struct pki_issue_req *req,
                     int64_t not_after, char serial[41], char err[ERR_LEN])
 {
@@ -207,7 +239,7 @@ static int set_base(X509 *x, const struct pki_ca *ca, const struct pki_issue_req
         X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) != 1 ||
         ASN1_TIME_set(X509_getm_notBefore(x), (time_t)req->not_before) == NULL ||
         ASN1_TIME_set(X509_getm_notAfter(x), (time_t)not_after) == NULL ||
-        X509_set_pubkey(x, req->subject_key) != 1) {
+        set_pubkey(x, req->subject_key) != 0) {
         pki_ossl_err(err, "certificate fields");
         return -1;
     }

@@ -195,7 +195,12 @@ static int setup_base(struct serve *s, char err[ERR_LEN])
     if (srv_tls_files(s->cfg, srv_cas_default(s->cfg, s->cas), s->host, &s->tls_cert,
                       &s->tls_key, err) != 0)
         return -1;
-    s->pool = srv_pool_new(2 * cores, (size_t)(256 * cores), err);
+    /*
+     * Pool threads mostly wait (group commit fsync, SQLite, MDM), so there are
+     * more of them than cores: a waiting thread must not leave a core idle, and
+     * more waiters make bigger commit groups. Each keeps one read connection.
+     */
+    s->pool = srv_pool_new(4 * cores, (size_t)(256 * cores), err);
     if (s->pool == NULL)
         return -1;
     o.host = s->host;

@@ -386,6 +386,12 @@ static void loop_free(struct srv_loop *loop)
     /* connections go first: their close callbacks mark pending requests gone */
     if (loop->http != NULL)
         evhttp_free(loop->http);
+    /*
+     * Freeing a TLS bufferevent only schedules its finalizer on the (stopped)
+     * loop; run the loop once more so those finalizers free the SSL objects.
+     */
+    if (loop->base != NULL)
+        event_base_loop(loop->base, EVLOOP_NONBLOCK);
     list = loop->done_head;
     loop->done_head = loop->done_tail = NULL;
     while (list != NULL) {

@@ -94,7 +94,7 @@ int bench_write_file(const char *path, const char *text, char err[ERR_LEN]);
 struct bench_crypto {
     double jws_verify_us;   /* ES256 (P-256) JWS verification */
     double leaf_verify_us;  /* attestation leaf by sub CA, P-384 / SHA-384 */
-    double sub_verify_us;   /* sub CA by root, P-384: the server checks the chain every time */
+    double sub_verify_us;   /* sub CA by root, P-384: cached by the server, shown only */
     double csr_verify_us;   /* CSR self-signature, P-384 device key */
     double issue_sign_us;   /* certificate signature with the P-256 issuing key */
     double tls_half_us;     /* half a full loopback TLS 1.3 handshake, ECDHE P-256 + ECDSA P-256 */
