@@ -79,7 +79,7 @@ static int
 check_device(const struct acme_order *o, const struct acme_authz *az, const struct pki_csr *csr,
              struct acme_problem *prob)
 {
-    char spki[65], device[ACME_MAX_IDENTIFIER + 1];
+    char device[ACME_MAX_IDENTIFIER + 1];
     size_t i, k;
     bool found;
 
@@ -103,12 +103,8 @@ check_device(const struct acme_order *o, const struct acme_authz *az, const stru
                          "CSR common name must be empty or the device identifier");
         return -1;
     }
-    if (pki_key_spki_sha256_hex(csr->key, spki) != 0) {
-        acme_problem_set(prob, "badCSR", 400, "CSR key cannot be encoded");
-        return -1;
-    }
     for (i = 0; i < o->nauthz; i++)
-        if (!az[i].att.present || strcmp(az[i].att.spki_sha256, spki) != 0) {
+        if (!az[i].att.present || strcmp(az[i].att.spki_sha256, csr->spki_sha256) != 0) {
             acme_problem_set(prob, "badCSR", 400, "CSR key is not the attested key");
             return -1;
         }
@@ -287,7 +283,7 @@ cert_fill(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *
     acme_strlcpy(c->serial, iss->serial, sizeof(c->serial));
     acme_strlcpy(c->owner, o->owner, sizeof(c->owner));
     acme_strlcpy(c->status, "valid", sizeof(c->status));
-    (void)pki_key_spki_sha256_hex(csr->key, c->spki);
+    acme_strlcpy(c->spki, csr->spki_sha256, sizeof(c->spki));
     c->created = clk_now();
     c->expires = iss->not_after;
     acme_strlcpy(c->order, o->id, sizeof(c->order));

@@ -209,7 +209,10 @@ enum att_result att_verify(const struct att_verifier *v, const unsigned char *cb
     if (leaf == NULL)
         goto out;
     for (size_t i = 1; i < obj.nx5c; i++) {
-        X509 *x = parse_der(&obj.x5c[i], i, err);
+        /* A sub CA seen before is reused: decoding its key is most of a parse. */
+        X509 *x = att_subca_find_der(v->subca, obj.x5c[i].p, obj.x5c[i].len);
+        if (x == NULL)
+            x = parse_der(&obj.x5c[i], i, err);
         if (x == NULL)
             goto out;
         if (sk_X509_push(inter, x) <= 0) {

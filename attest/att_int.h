@@ -55,6 +55,11 @@ void att_subca_cache_free(struct att_subca_cache *c); /* NULL-safe */
  */
 enum att_result att_subca_verify(struct att_subca_cache *c, X509 *leaf, STACK_OF(X509) * inter,
                                  int64_t at);
+/*
+ * New reference to the remembered sub CA whose DER is exactly der (len bytes),
+ * so att_verify skips parsing it; NULL on a miss.
+ */
+X509 *att_subca_find_der(struct att_subca_cache *c, const unsigned char *der, size_t len);
 /* Remembers chain[1] after X509_verify_cert built chain = leaf, sub CA, root. */
 void att_subca_remember(struct att_subca_cache *c, STACK_OF(X509) * chain);
 

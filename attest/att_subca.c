@@ -24,6 +24,7 @@
 
 struct subca_entry {
     unsigned char id[EVP_MAX_MD_SIZE]; /* SHA-256 of the sub CA's DER */
+    X509 *sub;                         /* the sub CA, handed out instead of a fresh parse */
     X509_STORE *store;                 /* trusts the sub CA only (partial chain) */
     X509 *root;                        /* the root it chained to, for its validity */
 };
@@ -47,6 +48,7 @@ void att_subca_cache_free(struct att_subca_cache *c)
     if (c == NULL)
         return;
     for (size_t i = 0; i < c->n; i++) {
+        X509_free(c->e[i].sub);
         X509_STORE_free(c->e[i].store);
         X509_free(c->e[i].root);
     }
@@ -65,6 +67,25 @@ static int cert_id(X509 *x, unsigned char id[EVP_MAX_MD_SIZE])
         return -1;
     }
     return 0;
+}
+
+X509 *att_subca_find_der(struct att_subca_cache *c, const unsigned char *der, size_t len)
+{
+    unsigned char id[EVP_MAX_MD_SIZE] = {0};
+    unsigned int idlen = 0;
+    X509 *x = NULL;
+
+    if (c == NULL || EVP_Digest(der, len, id, &idlen, EVP_sha256(), NULL) != 1) {
+        ERR_clear_error();
+        return NULL;
+    }
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->n && x == NULL; i++) {
+        if (memcmp(c->e[i].id, id, sizeof(id)) == 0 && X509_up_ref(c->e[i].sub) == 1)
+            x = c->e[i].sub;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return x;
 }
 
 /* True when at lies inside x's validity window, as X509_verify_cert would judge it. */
@@ -161,6 +182,12 @@ void att_subca_remember(struct att_subca_cache *c, STACK_OF(X509) * chain)
         X509_STORE_free(e.store);
         return;
     }
+    if (X509_up_ref(sub) != 1) {
+        X509_STORE_free(e.store);
+        X509_free(e.root);
+        return;
+    }
+    e.sub = sub;
     pthread_mutex_lock(&c->mu);
     bool known = false;
     for (size_t i = 0; i < c->n; i++)
@@ -171,6 +198,7 @@ void att_subca_remember(struct att_subca_cache *c, STACK_OF(X509) * chain)
     }
     pthread_mutex_unlock(&c->mu);
     if (!kept) {
+        X509_free(e.sub);
         X509_STORE_free(e.store);
         X509_free(e.root);
     }

@@ -134,6 +134,7 @@ struct pki_csr {
     size_t nuris;
     char **perm_ids; /* permanentIdentifier otherName SANs (RFC 4043 identifierValue) */
     size_t nperm_ids;
+    char spki_sha256[65]; /* hex SHA-256 of the request's SubjectPublicKeyInfo DER */
 };
 /*
  * Parses a DER CSR (at most 16 KiB), verifies its self-signature and that its

@@ -186,6 +186,26 @@ static int cn_parse(struct pki_csr *out, char err[ERR_LEN])
     return 0;
 }
 
+/*
+ * Hashes the SPKI as the request carries it, the way attestation claims hash a
+ * leaf's, without an EVP_PKEY encoder round trip (pki_key_spki_sha256_hex).
+ */
+static int spki_hash(struct pki_csr *out, char err[ERR_LEN])
+{
+    unsigned char *der = NULL, md[32];
+    int len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(out->req), &der);
+
+    if (len <= 0) {
+        pki_ossl_err(err, "i2d_X509_PUBKEY");
+        pki_set_err(err, "CSR public key cannot be encoded");
+        return -1;
+    }
+    pki_sha256(der, (size_t)len, md);
+    OPENSSL_free(der);
+    hex_encode(md, sizeof(md), out->spki_sha256);
+    return 0;
+}
+
 int pki_csr_parse(const unsigned char *der, size_t len, unsigned allowed_keys, struct pki_csr *out,
                   char err[ERR_LEN])
 {
@@ -220,7 +240,7 @@ int pki_csr_parse(const unsigned char *der, size_t len, unsigned allowed_keys, s
         goto err;
     }
     /* A CSR naming nothing is legal here: device-attest clients may omit identifiers. */
-    if (cn_parse(out, err) != 0 || sans_parse(out, err) != 0)
+    if (cn_parse(out, err) != 0 || sans_parse(out, err) != 0 || spki_hash(out, err) != 0)
         goto err;
     return 0;
 err:
