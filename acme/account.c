@@ -415,8 +415,10 @@ acme_h_account(struct acme_rq *rq, struct acme_problem *prob)
             acme_problem_set(prob, "serverInternal", 500, "storage error");
             goto out;
         }
-        if (strcmp(a->status, "deactivated") == 0)
+        if (strcmp(a->status, "deactivated") == 0) {
             log_info("acme", "account %s deactivated", a->id);
+            acme_orders_cancel_for_account(rq->ctx, a->id);
+        }
     }
     rc = respond_account(rq, a, 200, NULL);
 out:

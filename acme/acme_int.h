@@ -216,6 +216,12 @@ void acme_ratelimit_free(struct acme_ratelimit *rl);
 int acme_ratelimit_check(struct acme_ratelimit *rl, const char *key, int limit_per_hour,
                          int *retry_after);
 
+/*
+ * RFC 8555 §7.3.6 (A-12): after an account is deactivated, its pending and
+ * ready orders become invalid (its certificates stay valid). Best effort. 0/-1.
+ */
+int acme_orders_cancel_for_account(struct acme_ctx *ctx, const char *account_id);
+
 /* ---- router.c: one request ---- */
 enum acme_res {
     ACME_RES_DIRECTORY,

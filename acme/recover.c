@@ -3,7 +3,8 @@
  * passes through `processing`; a crash can leave either half done. Network
  * challenges left `processing` are handed to the validator again (their key
  * authorization was stored when they started); orders left `processing` become
- * `valid` when their certificate was recorded, else `ready` again.
+ * `valid` when their certificate was recorded, else `ready` again. Also the
+ * settling of a deactivated account's unfinished orders (RFC 8555 §7.3.6).
  */
 #include "acme/acme_res_int.h"
 
@@ -142,4 +143,54 @@ out:
     free(authzs.ids);
     free(orders.ids);
     return rc;
+}
+
+/* Marks one unfinished order invalid; a concurrent change is retried a few times. */
+static void
+cancel_order(struct acme_ctx *ctx, const char *id, const struct acme_problem *why)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        struct acme_order o;
+        struct acme_problem p = {0};
+        struct store_rec rec;
+        char *data = NULL, err[ERR_LEN] = "";
+        int st;
+
+        if (acme_order_load(ctx, id, &o, &p) != 0)
+            return;
+        if (strcmp(o.status, "pending") != 0 && strcmp(o.status, "ready") != 0) {
+            acme_order_clear(&o);
+            return;
+        }
+        acme_order_fail(&o, why);
+        acme_order_rec(&o, &rec, &data);
+        struct store_write w = {.op = STORE_UPDATE, .rec = &rec, .expect_version = o.version};
+        st = store_commit(ctx->store, &w, 1, err);
+        free(data);
+        acme_order_clear(&o);
+        if (st != 1) {
+            if (st != 0)
+                log_warn("acme", "cancelling order %s: %s", id, err);
+            return;
+        }
+    }
+}
+
+int
+acme_orders_cancel_for_account(struct acme_ctx *ctx, const char *account_id)
+{
+    struct store_filter f = {.owner = account_id};
+    struct idlist orders = {0};
+    struct acme_problem why = {0};
+    char err[ERR_LEN] = "";
+
+    acme_problem_set(&why, "unauthorized", 403, "account %s was deactivated", account_id);
+    if (store_list(ctx->store, STORE_ORDER, &f, collect, &orders, err) != 0) {
+        log_warn("acme", "listing orders of account %s: %s", account_id, err);
+        return -1;
+    }
+    for (size_t i = 0; i < orders.n; i++)
+        cancel_order(ctx, orders.ids[i], &why);
+    free(orders.ids);
+    return 0;
 }

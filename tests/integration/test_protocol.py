@@ -10,7 +10,7 @@ import urllib.request
 
 from acmelib import Client, Key, b64u, b64u_dec, make_csr
 
-BASE, ROOT, MGMT, EAB_KID, EAB_KEY = sys.argv[1:6]
+BASE, ROOT, MGMT, EAB_KID, EAB_KEY, DB = sys.argv[1:7]
 DIRURL = BASE + "/acme/default/directory"
 TESTS = []
 
@@ -287,6 +287,8 @@ def contact_validation():
 @test
 def account_update_and_deactivate():
     c = registered()
+    pending = c.new_order([("dns", "cancelled.example.test")])
+    expect_ok(pending, 201)
     r = c.post(c.kid, {"contact": ["mailto:new@example.com"]})
     expect_ok(r)
     assert r.json()["contact"] == ["mailto:new@example.com"], r
@@ -294,6 +296,13 @@ def account_update_and_deactivate():
     expect_ok(r)
     assert r.json()["status"] == "deactivated"
     expect(c.new_order([("dns", "a.test")]), 401, "unauthorized")
+    # its pending order became invalid. The deactivated account can no longer read
+    # it (401), so look at the record itself.
+    import sqlite3
+    db = sqlite3.connect(DB)
+    st = db.execute("SELECT status FROM records WHERE kind = 1 AND id = ?",
+                    (pending.headers["Location"].rsplit("/", 1)[1],)).fetchone()
+    assert st == ("invalid",), st
 
 
 @test

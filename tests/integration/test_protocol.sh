@@ -25,5 +25,5 @@ EAB_KEY=$(sed -n 's/^key: *//p' "$T/eab.out")
 start_attesta
 
 cd "$(dirname "$0")"
-/usr/bin/python3 test_protocol.py "$BASE" "$ROOT" "$MGMT_PORT" "$EAB_KID" "$EAB_KEY"
+/usr/bin/python3 test_protocol.py "$BASE" "$ROOT" "$MGMT_PORT" "$EAB_KID" "$EAB_KEY" "$T/data/attesta.db"
 ! grep -q -- "$EAB_KEY" "$T/attesta.log" || fail "EAB key appears in the server log"

@@ -432,6 +432,74 @@ static void test_custom_chain_faults(void **state)
     pki_clear(&p);
 }
 
+/* leaf (by sub) and sub (by the root) as an attestation object, verified at `at`. */
+static enum att_result verify_pair(const struct pki *p, X509 *leaf, X509 *sub, int64_t at,
+                                   char err[ERR_LEN])
+{
+    struct slice s[2];
+    struct buf b = {0};
+    size_t l0 = 0, l1 = 0;
+    unsigned char *d0 = t_der(leaf, &l0), *d1 = t_der(sub, &l1);
+    struct att_claims c = {0};
+    s[0] = (struct slice){d0, l0};
+    s[1] = (struct slice){d1, l1};
+    cb_attobj(&b, s, 2);
+    err[0] = '\0';
+    enum att_result r = att_verify(p->v, (const unsigned char *)b.p, b.len, at, &c, err);
+    att_claims_clear(&c);
+    buf_free(&b);
+    OPENSSL_free(d0);
+    OPENSSL_free(d1);
+    return r;
+}
+
+/*
+ * The sub CA cache (att_subca.c): after one good verification the sub CA is
+ * trusted on its own, which must still refuse a forged leaf, a leaf outside its
+ * window and any time at which the root itself is not valid.
+ */
+static void test_subca_cache(void **state)
+{
+    struct pki p;
+    char err[ERR_LEN];
+    unsigned char md[32];
+    struct t_ext good[3];
+    int64_t nb = t_at("2026-05-01T00:00:00Z"), na = t_at("2027-08-01T00:00:00Z");
+    int64_t in = t_at("2026-06-01T00:00:00Z"), root_gone = t_at("2027-02-01T00:00:00Z");
+
+    good_exts(good, md);
+    pki_init(&p);
+    /* a root that ends before its sub CA and leaf do */
+    att_verifier_free(p.v);
+    X509_free(p.root);
+    p.root = t_cert(p.root_key, p.root_key, NULL, 1, t_at("2026-01-01T00:00:00Z"),
+                    t_at("2027-01-01T00:00:00Z"), NULL, 0);
+    unlink(p.root_path);
+    free(p.root_path);
+    p.root_path = t_write_pem(p.root);
+    const char *roots[] = {p.root_path};
+    p.v = att_verifier_new(roots, 1, err);
+    assert_non_null(p.v);
+    EVP_PKEY *sub_key = t_key(), *other = t_key();
+    X509 *sub = t_cert(sub_key, p.root_key, p.root, 1, nb, na, NULL, 0);
+    X509 *leaf = t_cert(p.leaf_key, sub_key, sub, 0, nb, na, good, nitems(good));
+    X509 *forged = t_cert(p.leaf_key, other, sub, 0, nb, na, good, nitems(good));
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(verify_pair(&p, leaf, sub, in, err), ATT_OK);
+        assert_int_equal(verify_pair(&p, forged, sub, in, err), ATT_ERR_CHAIN);
+        assert_non_null(strstr(err, "signature"));
+        assert_int_equal(verify_pair(&p, leaf, sub, nb - 60, err), ATT_ERR_VALIDITY);
+        assert_int_not_equal(verify_pair(&p, leaf, sub, root_gone, err), ATT_OK);
+        assert_non_null(strstr(err, "expired"));
+    }
+    X509_free(forged);
+    X509_free(leaf);
+    X509_free(sub);
+    EVP_PKEY_free(sub_key);
+    EVP_PKEY_free(other);
+    pki_clear(&p);
+}
+
 static void test_pem_limits(void **state)
 {
     char err[ERR_LEN] = "";
@@ -526,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_custom_leaves),
         cmocka_unit_test(test_custom_bad_claims),
         cmocka_unit_test(test_custom_chain_faults),
+        cmocka_unit_test(test_subca_cache),
         cmocka_unit_test(test_pem_limits),
         cmocka_unit_test(test_shared_verifier),
     };
