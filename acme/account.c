@@ -227,7 +227,10 @@ respond_account(struct acme_rq *rq, const struct acme_account *a, int status, co
     return 0;
 }
 
-/* Stores a new account, binding the EAB record in the same commit when there is one. */
+/*
+ * Stores a new account, binding the EAB record in the same commit when there is
+ * one. 0 stored, 1 conflict (id taken or EAB bound meanwhile), -1 error (prob set).
+ */
 static int
 insert_account(struct acme_rq *rq, struct acme_account *a, struct store_rec *eab_rec,
                struct acme_problem *prob)
@@ -236,7 +239,7 @@ insert_account(struct acme_rq *rq, struct acme_account *a, struct store_rec *eab
     struct store_write w[2];
     char err[ERR_LEN] = "";
     size_t n = 1;
-    int rc = -1, st;
+    int st;
 
     rec.kind = STORE_ACCOUNT;
     rec.id = a->id;
@@ -255,20 +258,67 @@ insert_account(struct acme_rq *rq, struct acme_account *a, struct store_rec *eab
         n = 2;
     }
     st = store_commit(rq->ctx->store, w, n, err);
-    if (st == 1 && eab_rec != NULL) {
-        acme_problem_set(prob, "unauthorized", 401, "external account key already bound");
-        goto out;
-    }
-    if (st != 0) {
-        log_err("acme", "account %s insert: %s", a->id, st == 1 ? "id conflict" : err);
+    if (st < 0) {
+        log_err("acme", "account %s insert: %s", a->id, err);
         acme_problem_set(prob, "serverInternal", 500, "storage error");
-        goto out;
     }
-    rc = 0;
-out:
     free(rec.lookup);
     free(rec.data);
-    return rc;
+    return st;
+}
+
+/*
+ * The id a key's account gets first: derived from policy and thumbprint, so two
+ * concurrent newAccount requests with one key collide in the store instead of
+ * creating two accounts (the lookup column is not unique).
+ */
+static void
+key_account_id(const char *policy, const char *thumbprint, char out[ACME_MAX_ID])
+{
+    unsigned char h[32];
+    char *seed = xasprintf("attesta-account:%s:%s", policy, thumbprint);
+    pki_sha256(seed, strlen(seed), h);
+    free(seed);
+    char *id = b64u_encode(h, 16);
+    snprintf(out, ACME_MAX_ID, "%s", id);
+    free(id);
+}
+
+/*
+ * Inserts a; on a conflict, answers with the account a concurrent request made
+ * for the same key (*existing = true), or retries once under a random id (the
+ * derived one belongs to an account that has since changed its key). 0/-1.
+ */
+static int
+insert_or_find(struct acme_rq *rq, struct acme_account *a, struct store_rec *eab_rec,
+               bool *existing, struct acme_problem *prob)
+{
+    *existing = false;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int st = insert_account(rq, a, eab_rec, prob);
+        if (st <= 0)
+            return st;
+        struct acme_account twin = {0};
+        int found = acme_account_find_by_thumbprint(rq->ctx, a->policy, a->thumbprint, &twin,
+                                                    prob);
+        if (found == 0) {
+            acme_account_clear(a);
+            *a = twin;
+            *existing = true;
+            return 0;
+        }
+        acme_account_clear(&twin);
+        if (found < 0)
+            return -1;
+        if (eab_rec != NULL) {
+            acme_problem_set(prob, "unauthorized", 401, "external account key already bound");
+            return -1;
+        }
+        if (acme_new_id(a->id) != 0)
+            break;
+    }
+    acme_problem_set(prob, "serverInternal", 500, "cannot allocate an account id");
+    return -1;
 }
 
 /* Checks the new-account-only members; EAB last since it costs a store read. */
@@ -305,7 +355,7 @@ acme_h_new_account(struct acme_rq *rq, struct acme_problem *prob)
     struct acme_account a = {0};
     struct store_rec eab_rec = {0};
     const cJSON *contact, *eab;
-    bool bound = false;
+    bool bound = false, existing = false;
     int rc = -1, found;
 
     if (rq->jws.post_as_get) {
@@ -330,10 +380,7 @@ acme_h_new_account(struct acme_rq *rq, struct acme_problem *prob)
         bound = true;
         snprintf(a.eab_kid, sizeof(a.eab_kid), "%s", eab_rec.id);
     }
-    if (acme_new_id(a.id) != 0) {
-        acme_problem_set(prob, "serverInternal", 500, "no randomness");
-        goto out;
-    }
+    key_account_id(rq->policy->name, rq->jws.thumbprint, a.id);
     snprintf(a.policy, sizeof(a.policy), "%s", rq->policy->name);
     snprintf(a.status, sizeof(a.status), "valid");
     snprintf(a.thumbprint, sizeof(a.thumbprint), "%s", rq->jws.thumbprint);
@@ -346,8 +393,12 @@ acme_h_new_account(struct acme_rq *rq, struct acme_problem *prob)
         acme_problem_set(prob, "badPublicKey", 400, "key type not supported");
         goto out;
     }
-    if (insert_account(rq, &a, bound ? &eab_rec : NULL, prob) != 0)
+    if (insert_or_find(rq, &a, bound ? &eab_rec : NULL, &existing, prob) != 0)
         goto out;
+    if (existing) {
+        rc = respond_account(rq, &a, 200, NULL);
+        goto out;
+    }
     log_info("acme", "account %s created in %s", a.id, a.policy);
     rc = respond_account(rq, &a, 201, eab);
 out:

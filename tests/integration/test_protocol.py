@@ -126,6 +126,24 @@ def account_algorithms():
 
 
 @test
+def concurrent_new_account_same_key():
+    import threading
+    key = Key("ES256")
+    results = []
+    def reg():
+        results.append(client(key=key).register())
+    threads = [threading.Thread(target=reg) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    locations = {r.headers.get("Location") for r in results}
+    assert len(locations) == 1 and None not in locations, results
+    assert sum(1 for r in results if r.status == 201) <= 1, [r.status for r in results]
+    assert all(r.status in (200, 201) for r in results), results
+
+
+@test
 def only_return_existing():
     c = client()
     r = c.register(onlyReturnExisting=True)
