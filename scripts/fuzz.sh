@@ -23,7 +23,7 @@ CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATTESTA_FUZZ
   -DATTESTA_TESTS=OFF -DATTESTA_WERROR=OFF >/dev/null
 
 # Drivers whose library is not built yet are skipped by tests/fuzz/CMakeLists.txt.
-all=(json jws attobj csr config mdm_eval template)
+all=(json jws attobj csr config template mdm_eval mdm_template)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 have=$(cmake --build "$build" --target help | grep -oE '\bfuzz_[a-z_]+' | sort -u)
@@ -59,10 +59,10 @@ for bin in "${built[@]}"; do
   runs=$(grep -oE '^stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
   if [ "$rc" -eq 0 ]; then
-    printf 'fuzz: %-10s ok     %8s runs  cov %5s  %ss\n' "$t" "$runs" "$cov" "$secs"
+    printf 'fuzz: %-12s ok     %8s runs  cov %5s  %ss\n' "$t" "$runs" "$cov" "$secs"
   else
     status=1
-    printf 'fuzz: %-10s FAILED (exit %s) after %s runs; log %s, input in %s\n' \
+    printf 'fuzz: %-12s FAILED (exit %s) after %s runs; log %s, input in %s\n' \
       "$t" "$rc" "$runs" "$log" "$art"
     grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error)' "$log" | head -3 | sed 's/^/      /'
   fi
