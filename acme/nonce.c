@@ -15,6 +15,7 @@
 struct acme_nonces {
     pthread_mutex_t mu;
     unsigned char key[32];
+    struct pki_hmac *mac; /* HMAC-SHA256 keyed with key, set up once */
     uint64_t next;   /* counter of the next nonce to issue */
     size_t window;   /* power of two */
     uint64_t *bits;  /* bit (c % window) set while nonce c is unused */
@@ -35,6 +36,13 @@ acme_nonces_new(size_t window)
         free(n);
         return NULL;
     }
+    n->mac = pki_hmac_new(n->key, sizeof(n->key));
+    if (n->mac == NULL) {
+        log_err("acme", "nonce key: HMAC setup failed");
+        secure_wipe(n->key, sizeof(n->key));
+        free(n);
+        return NULL;
+    }
     n->window = w;
     n->bits = xcalloc(w / 64, sizeof(uint64_t));
     /* Start past zero so a counter of 0 (all-zero prefix) is never valid. */
@@ -49,6 +57,7 @@ acme_nonces_free(struct acme_nonces *n)
     if (n == NULL)
         return;
     pthread_mutex_destroy(&n->mu);
+    pki_hmac_free(n->mac);
     secure_wipe(n->key, sizeof(n->key));
     free(n->bits);
     free(n);
@@ -57,7 +66,7 @@ acme_nonces_free(struct acme_nonces *n)
 static int
 nonce_mac(const struct acme_nonces *n, const unsigned char ctr[8], unsigned char out[32])
 {
-    return pki_hmac_sha256(n->key, sizeof(n->key), ctr, 8, out);
+    return pki_hmac_sha256_keyed(n->mac, ctr, 8, out);
 }
 
 char *

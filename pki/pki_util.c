@@ -14,7 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 
 void pki_set_err(char err[ERR_LEN], const char *fmt, ...)
 {
@@ -192,4 +194,54 @@ int pki_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len
         return -1;
     }
     return 0;
+}
+
+struct pki_hmac {
+    EVP_MAC_CTX *tmpl; /* keyed, never updated: only duplicated */
+};
+
+struct pki_hmac *pki_hmac_new(const void *key, size_t keylen)
+{
+    struct pki_hmac *h = NULL;
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+
+    if (ctx == NULL || EVP_MAC_init(ctx, key, keylen, params) != 1) {
+        pki_ossl_err(NULL, "EVP_MAC_init(HMAC-SHA256)");
+        EVP_MAC_CTX_free(ctx);
+        goto out;
+    }
+    h = xcalloc(1, sizeof(*h));
+    h->tmpl = ctx;
+out:
+    EVP_MAC_free(mac); /* the ctx holds its own reference */
+    return h;
+}
+
+void pki_hmac_free(struct pki_hmac *h)
+{
+    if (h == NULL)
+        return;
+    EVP_MAC_CTX_free(h->tmpl);
+    free(h);
+}
+
+int pki_hmac_sha256_keyed(const struct pki_hmac *h, const void *data, size_t len,
+                          unsigned char out[32])
+{
+    size_t n = 0;
+    int rc = -1;
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(h->tmpl);
+
+    if (ctx == NULL || EVP_MAC_update(ctx, data, len) != 1 ||
+        EVP_MAC_final(ctx, out, &n, 32) != 1 || n != 32) {
+        pki_ossl_err(NULL, "EVP_MAC_final(HMAC-SHA256)");
+        goto out;
+    }
+    rc = 0;
+out:
+    EVP_MAC_CTX_free(ctx);
+    return rc;
 }

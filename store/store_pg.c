@@ -326,8 +326,8 @@ static const char *const write_sql[] = {
                      " created = $6::bigint, expires = $7::bigint, data = $8,"
                      " version = version + 1 WHERE kind = $1::int AND id = $2"
                      " AND ($9::bigint = 0 OR version = $9::bigint)",
-    [STORE_DELETE] = "DELETE FROM records WHERE kind = $1::int AND id = $2"
-                     " AND ($3::bigint = 0 OR version = $3::bigint)",
+    [STORE_DELETE] = ("DELETE FROM records WHERE kind = $1::int AND id = $2"
+                      " AND ($3::bigint = 0 OR version = $3::bigint)"),
 };
 
 /* One write inside the current savepoint: 0 applied, 1 conflict, -1 error. */

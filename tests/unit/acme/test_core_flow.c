@@ -208,7 +208,8 @@ test_routing_errors(void **state)
         "/acme/nope/directory", "/acme/default/", "/acme/default/foo", "/acme/default//directory",
         "/acme/default/directory/", "/acme/default/order/a.b", "/acme/default/order",
         "/acme/default/order/x/y", "/other", "/acme/default/chall/a",
-        "/acme/default/account/" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ("/acme/default/account/"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
     };
     struct acme_response r;
     struct acme_request q = {.method = "POST", .path = "/acme/default/new-order"};

@@ -206,8 +206,8 @@ test_jws_bad_keys(void **state)
 {
     static const char *const bad_jwks[] = {
         /* J-11: off-curve point, unsupported curve, RSA 512, no kty */
-        "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
-        "\"y\":\"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+        ("{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
+         "\"y\":\"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}"),
         "{\"crv\":\"secp256k1\",\"kty\":\"EC\",\"x\":\"AQ\",\"y\":\"AQ\"}",
         "{\"e\":\"AQAB\",\"kty\":\"RSA\",\"n\":\"wJ8AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQ\"}",
         "{\"x\":\"AQ\"}",

@@ -92,7 +92,7 @@ static void http_reply(struct tsrv *s, int c, const char *token)
         n = snprintf(out, sizeof(out),
                      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n%.3s\r\n%zx\r\n%s"
                      "\r\n0\r\n\r\n",
-                     T_KEYAUTH, strlen(T_KEYAUTH) - 3, T_KEYAUTH + 3);
+                     T_KEYAUTH, strlen(T_KEYAUTH) - 3, &T_KEYAUTH[3]);
     } else if (strcmp(token, "tok-big") == 0) {
         n = snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n");
         memset(out + n, 'a', 20000);
@@ -214,7 +214,7 @@ static size_t dns_answer(const unsigned char *q, size_t qlen, char *name, unsign
         rd[0] = 10;
         memcpy(rd + 1, T_DNS_TXT, 10);
         rd[11] = (unsigned char)(strlen(T_DNS_TXT) - 10);
-        memcpy(rd + 12, T_DNS_TXT + 10, strlen(T_DNS_TXT) - 10);
+        memcpy(rd + 12, &T_DNS_TXT[10], strlen(T_DNS_TXT) - 10);
         o = put_rr(m, o, 16, rd, strlen(T_DNS_TXT) + 2);
         an = 2;
     } else if (qtype == 16 && strcmp(name, "_acme-challenge.wrong.test") == 0) {
