@@ -40,6 +40,50 @@ acme_account_serialize(const struct acme_account *a)
     return s;
 }
 
+/* The store record for a (lookup and data allocated; free with account_rec_free). */
+static void
+account_rec(const struct acme_account *a, struct store_rec *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->kind = STORE_ACCOUNT;
+    rec->id = (char *)a->id;
+    rec->lookup = xasprintf("%s:%s", a->policy, a->thumbprint);
+    rec->status = (char *)a->status;
+    rec->created = a->created;
+    rec->data = acme_account_serialize(a);
+}
+
+static void
+account_rec_free(struct store_rec *rec)
+{
+    free(rec->lookup);
+    free(rec->data);
+}
+
+int
+acme_account_store_update(struct acme_ctx *ctx, const struct acme_account *a, const char *what,
+                          struct acme_problem *prob)
+{
+    struct store_rec rec;
+    char err[ERR_LEN] = "";
+    int st;
+
+    account_rec(a, &rec);
+    struct store_write w = {.op = STORE_UPDATE, .rec = &rec, .expect_version = a->version};
+    st = store_commit(ctx->store, &w, 1, err);
+    account_rec_free(&rec);
+    if (st == 1) {
+        acme_problem_set(prob, "malformed", 409, "account changed concurrently; retry");
+        return -1;
+    }
+    if (st != 0) {
+        log_err("acme", "account %s %s: %s", a->id, what, err);
+        acme_problem_set(prob, "serverInternal", 500, "storage error");
+        return -1;
+    }
+    return 0;
+}
+
 int
 acme_account_parse(const struct store_rec *rec, struct acme_account *out,
                    struct acme_problem *prob)
@@ -235,18 +279,13 @@ static int
 insert_account(struct acme_rq *rq, struct acme_account *a, struct store_rec *eab_rec,
                struct acme_problem *prob)
 {
-    struct store_rec rec = {0};
+    struct store_rec rec;
     struct store_write w[2];
     char err[ERR_LEN] = "";
     size_t n = 1;
     int st;
 
-    rec.kind = STORE_ACCOUNT;
-    rec.id = a->id;
-    rec.lookup = xasprintf("%s:%s", a->policy, a->thumbprint);
-    rec.status = a->status;
-    rec.created = a->created;
-    rec.data = acme_account_serialize(a);
+    account_rec(a, &rec);
     w[0] = (struct store_write){.op = STORE_INSERT, .rec = &rec};
     if (eab_rec != NULL) {
         free(eab_rec->status);
@@ -262,8 +301,7 @@ insert_account(struct acme_rq *rq, struct acme_account *a, struct store_rec *eab
         log_err("acme", "account %s insert: %s", a->id, err);
         acme_problem_set(prob, "serverInternal", 500, "storage error");
     }
-    free(rec.lookup);
-    free(rec.data);
+    account_rec_free(&rec);
     return st;
 }
 
@@ -436,11 +474,8 @@ int
 acme_h_account(struct acme_rq *rq, struct acme_problem *prob)
 {
     struct acme_account *a = &rq->acct;
-    struct store_rec rec = {0};
-    struct store_write w;
-    char err[ERR_LEN] = "";
     bool changed = false;
-    int rc = -1, st;
+    int rc = -1;
 
     if (strcmp(rq->id1, a->id) != 0) {
         acme_problem_set(prob, "unauthorized", 403, "request signed by another account");
@@ -449,23 +484,8 @@ acme_h_account(struct acme_rq *rq, struct acme_problem *prob)
     if (!rq->jws.post_as_get && apply_update(rq->jws.payload, a, &changed, prob) != 0)
         goto out;
     if (changed) {
-        rec.kind = STORE_ACCOUNT;
-        rec.id = a->id;
-        rec.lookup = xasprintf("%s:%s", a->policy, a->thumbprint);
-        rec.status = a->status;
-        rec.created = a->created;
-        rec.data = acme_account_serialize(a);
-        w = (struct store_write){.op = STORE_UPDATE, .rec = &rec, .expect_version = a->version};
-        st = store_commit(rq->ctx->store, &w, 1, err);
-        if (st == 1) {
-            acme_problem_set(prob, "malformed", 409, "account changed concurrently; retry");
+        if (acme_account_store_update(rq->ctx, a, "update", prob) != 0)
             goto out;
-        }
-        if (st != 0) {
-            log_err("acme", "account %s update: %s", a->id, err);
-            acme_problem_set(prob, "serverInternal", 500, "storage error");
-            goto out;
-        }
         if (strcmp(a->status, "deactivated") == 0) {
             log_info("acme", "account %s deactivated", a->id);
             acme_orders_cancel_for_account(rq->ctx, a->id);
@@ -473,7 +493,5 @@ acme_h_account(struct acme_rq *rq, struct acme_problem *prob)
     }
     rc = respond_account(rq, a, 200, NULL);
 out:
-    free(rec.lookup);
-    free(rec.data);
     return rc;
 }

@@ -185,6 +185,12 @@ void acme_account_clear(struct acme_account *a);
 cJSON *acme_account_to_json(const struct acme_ctx *ctx, const struct acme_account *a);
 /* Serialises a for the store (data member). */
 char *acme_account_serialize(const struct acme_account *a);
+/*
+ * Writes a back over its stored version (a->version). 409 malformed when it
+ * changed meanwhile, 500 on a store error; what names the change in logs. 0/-1.
+ */
+int acme_account_store_update(struct acme_ctx *ctx, const struct acme_account *a, const char *what,
+                              struct acme_problem *prob);
 
 /* Loads the account holding key (by thumbprint) in policy. 0 found, 1 none, -1 error. */
 int acme_account_find_by_thumbprint(struct acme_ctx *ctx, const char *policy,

@@ -64,41 +64,18 @@ static int
 store_new_key(struct acme_rq *rq, const struct acme_jws *inner, struct acme_problem *prob)
 {
     struct acme_account *a = &rq->acct;
-    struct store_rec rec = {0};
-    struct store_write w;
-    char err[ERR_LEN] = "";
-    int rc = -1, st;
 
     free(a->jwk_json);
     a->jwk_json = pki_jwk_canonical_json(inner->key);
     if (a->jwk_json == NULL) {
         acme_problem_set(prob, "badPublicKey", 400, "key type not supported");
-        goto out;
+        return -1;
     }
     snprintf(a->thumbprint, sizeof(a->thumbprint), "%s", inner->thumbprint);
-    rec.kind = STORE_ACCOUNT;
-    rec.id = a->id;
-    rec.lookup = xasprintf("%s:%s", a->policy, a->thumbprint);
-    rec.status = a->status;
-    rec.created = a->created;
-    rec.data = acme_account_serialize(a);
-    w = (struct store_write){.op = STORE_UPDATE, .rec = &rec, .expect_version = a->version};
-    st = store_commit(rq->ctx->store, &w, 1, err);
-    if (st == 1) {
-        acme_problem_set(prob, "malformed", 409, "account changed concurrently; retry");
-        goto out;
-    }
-    if (st != 0) {
-        log_err("acme", "account %s key change: %s", a->id, err);
-        acme_problem_set(prob, "serverInternal", 500, "storage error");
-        goto out;
-    }
+    if (acme_account_store_update(rq->ctx, a, "key change", prob) != 0)
+        return -1;
     log_info("acme", "account %s rolled over its key", a->id);
-    rc = 0;
-out:
-    free(rec.lookup);
-    free(rec.data);
-    return rc;
+    return 0;
 }
 
 int

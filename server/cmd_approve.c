@@ -63,11 +63,7 @@ int srv_cmd_approve(int argc, char **argv)
 
     if (approve_parse(argc, argv, &a) != 0)
         return approve_usage();
-    cfg = cfg_load(a.config, err);
-    if (cfg == NULL)
-        goto out;
-    st = srv_store_open(cfg, err);
-    if (st == NULL)
+    if (srv_admin_open(a.config, &cfg, &st, err) != 0)
         goto out;
     if (a.list) {
         n = acme_admin_pending(st, stdout, err);

@@ -55,11 +55,7 @@ int srv_cmd_audit(int argc, char **argv)
             return audit_usage();
         }
     }
-    cfg = cfg_load(config, err);
-    if (cfg == NULL)
-        goto out;
-    st = srv_store_open(cfg, err);
-    if (st == NULL)
+    if (srv_admin_open(config, &cfg, &st, err) != 0)
         goto out;
     n = acme_admin_audit(st, serial, since, stdout, err);
     if (n < 0)

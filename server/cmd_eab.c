@@ -145,11 +145,7 @@ int srv_cmd_eab(int argc, char **argv)
     if (strcmp(a.sub, "add") != 0 && strcmp(a.sub, "list") != 0 &&
         !(strcmp(a.sub, "remove") == 0 && a.kid != NULL))
         return usage();
-    cfg = cfg_load(a.config, err);
-    if (cfg == NULL)
-        goto out;
-    st = srv_store_open(cfg, err);
-    if (st == NULL)
+    if (srv_admin_open(a.config, &cfg, &st, err) != 0)
         goto out;
     if (strcmp(a.sub, "add") == 0)
         rc = eab_add(st, a.kid, err) == 0 ? 0 : 1;

@@ -20,6 +20,12 @@ int srv_mkdir_p(const char *path, mode_t mode, char err[ERR_LEN]);
 /* Creates cfg's data_dir (0700) when missing, then opens the configured store. NULL with err. */
 struct store *srv_store_open(const struct cfg *cfg, char err[ERR_LEN]);
 /*
+ * For administrative subcommands: loads the configuration at path (NULL = the
+ * embedded defaults) and opens its store. 0/-1 with err set (CFG_ERR_LEN bytes);
+ * on success the caller frees both (store_close, cfg_free).
+ */
+int srv_admin_open(const char *path, struct cfg **cfg, struct store **st, char *err);
+/*
  * Loads every configured CA in cfg->cas order into *cas (caller frees with
  * srv_cas_free). A CA without cert is a generated development CA: "default"
  * lives in <data_dir> itself (so <data_dir>/root.pem is the root to trust),

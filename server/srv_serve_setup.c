@@ -200,3 +200,13 @@ int srv_listen_parse(const char *listen, char **host, int *port, char err[ERR_LE
     *port = (int)p;
     return 0;
 }
+
+int srv_admin_open(const char *path, struct cfg **cfg, struct store **st, char *err)
+{
+    *st = NULL;
+    *cfg = cfg_load(path, err);
+    if (*cfg == NULL)
+        return -1;
+    *st = srv_store_open(*cfg, err);
+    return *st != NULL ? 0 : -1;
+}

@@ -366,3 +366,21 @@ int acmec_poll(struct acmec *c, const char *url, const char *const *want, int ti
         acmec_resp_clear(r);
     }
 }
+
+const char *acmec_json_str(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+const cJSON *acmec_find_challenge(const cJSON *authz, const char *type)
+{
+    const cJSON *ch;
+    cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(authz, "challenges"))
+    {
+        const char *t = acmec_json_str(ch, "type");
+        if (t != NULL && strcmp(t, type) == 0)
+            return ch;
+    }
+    return NULL;
+}

@@ -65,6 +65,11 @@ int acmec_new_account(struct acmec *c, char err[ERR_LEN]);
  */
 int acmec_poll(struct acmec *c, const char *url, const char *const *want, int timeout_ms,
                struct acmec_resp *r, char err[ERR_LEN]);
+/* A string member of obj, or NULL. */
+const char *acmec_json_str(const cJSON *obj, const char *name);
+/* The challenge of the given type in an authorization object, or NULL. */
+const cJSON *acmec_find_challenge(const cJSON *authz, const char *type);
+
 /* Plain GET (directory, nonce, renewal info). */
 int acmec_get(struct acmec *c, const char *url, struct acmec_resp *r, char err[ERR_LEN]);
 /* HEAD (newNonce for benchmarks); the Replay-Nonce it returns is kept for the next POST. */

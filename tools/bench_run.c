@@ -69,12 +69,6 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static const char *json_str(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* Random lower-case hex label of 2*n characters into out (2*n+1 bytes). */
 static int rand_label(char *out, size_t n)
 {
@@ -136,7 +130,7 @@ static int poll_valid(struct worker *w, const char *step, const char *url, struc
     static const char *const done[] = {"valid", "invalid", NULL};
     if (acmec_poll(w->client, url, done, 30000, r, w->err) != 0)
         return -1;
-    if (strcmp(json_str(r->json, "status"), "valid") == 0)
+    if (strcmp(acmec_json_str(r->json, "status"), "valid") == 0)
         return 0;
     snprintf(w->err, ERR_LEN, "%s became invalid", step);
     return -1;
@@ -152,9 +146,9 @@ static int finalize_download(struct worker *w, const char *order_url, const char
     if (post_expect(w, "finalize", finalize, payload, 200, &r) != 0)
         goto out;
     acmec_resp_clear(&r);
-    if (poll_valid(w, "order", order_url, &r) != 0 || json_str(r.json, "certificate") == NULL)
+    if (poll_valid(w, "order", order_url, &r) != 0 || acmec_json_str(r.json, "certificate") == NULL)
         goto out;
-    cert_url = xstrdup(json_str(r.json, "certificate"));
+    cert_url = xstrdup(acmec_json_str(r.json, "certificate"));
     acmec_resp_clear(&r);
     if (post_expect(w, "download", cert_url, NULL, 200, &r) != 0)
         goto out;
@@ -170,18 +164,6 @@ out:
     return rc;
 }
 
-static const cJSON *find_challenge(const cJSON *authz, const char *type)
-{
-    const cJSON *ch;
-    cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(authz, "challenges"))
-    {
-        const char *t = json_str(ch, "type");
-        if (t != NULL && strcmp(t, type) == 0)
-            return ch;
-    }
-    return NULL;
-}
-
 /* Publishes the key authorization, triggers the challenge and waits for the authz. */
 static int answer_http01(struct worker *w, const char *authz_url)
 {
@@ -190,14 +172,14 @@ static int answer_http01(struct worker *w, const char *authz_url)
     int rc = -1;
     if (post_expect(w, "authz", authz_url, NULL, 200, &r) != 0)
         goto out;
-    const cJSON *ch = find_challenge(r.json, "http-01");
-    if (ch == NULL || json_str(ch, "url") == NULL || json_str(ch, "token") == NULL) {
+    const cJSON *ch = acmec_find_challenge(r.json, "http-01");
+    if (ch == NULL || acmec_json_str(ch, "url") == NULL || acmec_json_str(ch, "token") == NULL) {
         snprintf(w->err, ERR_LEN, "authz: no http-01 challenge");
         goto out;
     }
-    chall_url = xstrdup(json_str(ch, "url"));
-    keyauth = xasprintf("%s.%s", json_str(ch, "token"), w->thumb);
-    bench_responder_set(w->sh->o->responder, w->slot, json_str(ch, "token"), keyauth);
+    chall_url = xstrdup(acmec_json_str(ch, "url"));
+    keyauth = xasprintf("%s.%s", acmec_json_str(ch, "token"), w->thumb);
+    bench_responder_set(w->sh->o->responder, w->slot, acmec_json_str(ch, "token"), keyauth);
     acmec_resp_clear(&r);
     if (post_expect(w, "challenge", chall_url, "{}", 200, &r) != 0)
         goto out;
@@ -225,12 +207,12 @@ static int op_http01(struct worker *w)
         goto out;
     const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json,
                                                                              "authorizations"), 0);
-    if (!cJSON_IsString(first) || json_str(r.json, "finalize") == NULL || !r.location[0]) {
+    if (!cJSON_IsString(first) || acmec_json_str(r.json, "finalize") == NULL || !r.location[0]) {
         snprintf(w->err, ERR_LEN, "newOrder: malformed order");
         goto out;
     }
     order_url = xstrdup(r.location);
-    finalize = xstrdup(json_str(r.json, "finalize"));
+    finalize = xstrdup(acmec_json_str(r.json, "finalize"));
     authz_url = xstrdup(first->valuestring);
     acmec_resp_clear(&r);
     if (answer_http01(w, authz_url) != 0)

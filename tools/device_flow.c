@@ -62,12 +62,6 @@ static int fail(struct dflow *f, const char *step)
     return DFLOW_ERROR;
 }
 
-static const char *json_str(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /*
  * Apple's older clients dropped a leading zero byte of R or S; do the same.
  * The hook has no context argument, and only the single-threaded simulator
@@ -194,7 +188,7 @@ static int poll_ms(const struct dflow *f)
 static int refused_challenge(struct dflow *f, const struct acmec_resp *r, const cJSON *ch)
 {
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(ch, "error");
-    const char *type = json_str(e, "type"), *detail = json_str(e, "detail");
+    const char *type = acmec_json_str(e, "type"), *detail = acmec_json_str(e, "detail");
     static const char ns[] = "urn:ietf:params:acme:error:";
 
     if (type != NULL && strncmp(type, ns, sizeof(ns) - 1) == 0)
@@ -207,7 +201,6 @@ static int refused_challenge(struct dflow *f, const struct acmec_resp *r, const 
     return DFLOW_REFUSED;
 }
 
-static const cJSON *find_challenge(const cJSON *authz, const char *type);
 
 /*
  * The server decides later (MDM lookups, an administrator): poll the
@@ -225,9 +218,9 @@ static int wait_authz(struct dflow *f, const char *authz_url)
         rc = r.status != 0 && r.status != 200 ? refused(f, "authz", &r) : fail(f, "authz poll");
         goto out;
     }
-    st = json_str(r.json, "status");
+    st = acmec_json_str(r.json, "status");
     if (st == NULL || strcmp(st, "valid") != 0) {
-        rc = refused_challenge(f, &r, find_challenge(r.json, "device-attest-01"));
+        rc = refused_challenge(f, &r, acmec_find_challenge(r.json, "device-attest-01"));
         goto out;
     }
     rc = 0;
@@ -258,7 +251,7 @@ static int answer_challenge(struct dflow *f, const char *authz_url, const char *
         rc = fail(f, "challenge");
         goto out;
     }
-    const char *st = json_str(r.json, "status");
+    const char *st = acmec_json_str(r.json, "status");
     if (r.status != 200 || st == NULL || strcmp(st, "invalid") == 0) {
         rc = r.status == 200 && st != NULL ? refused_challenge(f, &r, r.json)
                                            : refused(f, "challenge", &r);
@@ -334,7 +327,7 @@ static int finalize_and_download(struct dflow *f, const char *order_url, const c
         rc = r.status ? refused(f, "order", &r) : fail(f, "order poll");
         goto out;
     }
-    if (strcmp(json_str(r.json, "status"), "ready") != 0) {
+    if (strcmp(acmec_json_str(r.json, "status"), "ready") != 0) {
         rc = refused(f, "order", &r);
         goto out;
     }
@@ -355,11 +348,11 @@ static int finalize_and_download(struct dflow *f, const char *order_url, const c
     }
     acmec_resp_clear(&r);
     if (acmec_poll(f->client, order_url, done, poll_ms(f), &r, f->err) != 0 ||
-        json_str(r.json, "certificate") == NULL) {
+        acmec_json_str(r.json, "certificate") == NULL) {
         rc = refused(f, "order", &r);
         goto out;
     }
-    cert_url = xstrdup(json_str(r.json, "certificate"));
+    cert_url = xstrdup(acmec_json_str(r.json, "certificate"));
     acmec_resp_clear(&r);
     int got = acmec_post(f->client, cert_url, NULL, &r, f->err);
     if (got != 0 || r.status != 200) {
@@ -381,18 +374,6 @@ out:
     return rc;
 }
 
-static const cJSON *find_challenge(const cJSON *authz, const char *type)
-{
-    const cJSON *ch;
-    cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(authz, "challenges"))
-    {
-        const char *t = json_str(ch, "type");
-        if (t != NULL && strcmp(t, type) == 0)
-            return ch;
-    }
-    return NULL;
-}
-
 /* Fetches the order's first authorization and answers its device-attest-01 challenge. */
 static int attest_authz(struct dflow *f, const char *authz_url)
 {
@@ -400,13 +381,13 @@ static int attest_authz(struct dflow *f, const char *authz_url)
     char *chall_url = NULL, *token = NULL;
     int rc = DFLOW_ERROR;
     int got = acmec_post(f->client, authz_url, NULL, &r, f->err);
-    const cJSON *ch = got == 0 ? find_challenge(r.json, "device-attest-01") : NULL;
-    if (ch == NULL || json_str(ch, "url") == NULL || json_str(ch, "token") == NULL) {
+    const cJSON *ch = got == 0 ? acmec_find_challenge(r.json, "device-attest-01") : NULL;
+    if (ch == NULL || acmec_json_str(ch, "url") == NULL || acmec_json_str(ch, "token") == NULL) {
         rc = got != 0 ? fail(f, "authz") : refused(f, "authz", &r);
         goto out;
     }
-    chall_url = xstrdup(json_str(ch, "url"));
-    token = xstrdup(json_str(ch, "token"));
+    chall_url = xstrdup(acmec_json_str(ch, "url"));
+    token = xstrdup(acmec_json_str(ch, "token"));
     rc = answer_challenge(f, authz_url, chall_url, token);
 out:
     acmec_resp_clear(&r);
@@ -433,12 +414,12 @@ int dflow_enroll(struct dflow *f)
     }
     const cJSON *authzs = cJSON_GetObjectItemCaseSensitive(r.json, "authorizations");
     const cJSON *first = cJSON_GetArrayItem(authzs, 0);
-    if (r.status != 201 || !cJSON_IsString(first) || json_str(r.json, "finalize") == NULL) {
+    if (r.status != 201 || !cJSON_IsString(first) || acmec_json_str(r.json, "finalize") == NULL) {
         rc = refused(f, "newOrder", &r);
         goto out;
     }
     order_url = xstrdup(r.location);
-    finalize = xstrdup(json_str(r.json, "finalize"));
+    finalize = xstrdup(acmec_json_str(r.json, "finalize"));
     authz_url = xstrdup(first->valuestring);
     acmec_resp_clear(&r);
     rc = attest_authz(f, authz_url);
