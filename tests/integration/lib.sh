@@ -79,7 +79,7 @@ YAML
 }
 
 # start_attesta: runs `attesta serve -c $T/config.yaml`, waits for its banner,
-# sets PORT, BASE (https://127.0.0.1:PORT) and ROOT (the dev root CA file).
+# sets PORT, BASE (https://127.0.0.1:PORT) and ROOT (the dev root CA file, or $ATTESTA_ROOT).
 start_attesta() {
   : >"$T/attesta.out"   # exists before the child opens it, so the poll below never races it
   "$ATTESTA_BIN" serve -c "$T/config.yaml" >"$T/attesta.out" 2>"$T/attesta.log" &
@@ -93,9 +93,11 @@ start_attesta() {
   done
   [ -n "${PORT:-}" ] || fail "attesta printed no listening line"
   BASE="https://127.0.0.1:$PORT"
-  ROOT="$T/data/root.pem"
+  ROOT="${ATTESTA_ROOT:-$T/data/root.pem}"   # a config without a "default" CA: its first CA
   [ -f "$ROOT" ] || fail "no root CA at $ROOT"
-  curl -sf --cacert "$ROOT" "$BASE/acme/default/directory" >/dev/null || fail "directory not served"
+  local first_dir
+  first_dir=$(sed -n 's/^directory: //p' "$T/attesta.out" | head -n1)
+  curl -sf --cacert "$ROOT" "$first_dir" >/dev/null || fail "directory $first_dir not served"
 }
 
 stop_attesta() {
