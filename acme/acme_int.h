@@ -59,7 +59,16 @@ struct acme_ctx {
     acme_defer_fn *defer;
     void *defer_arg;
     struct acme_keycache *keys;    /* account keys by JWK text (owned) */
+    /*
+     * Per policy (index into cfg->policies), built once with the ctx: nothing
+     * they depend on (base URL, policy names, meta) changes during its life.
+     */
+    char **dir_body;               /* the directory JSON document */
+    bool *dir_eab;                 /* the eab_required dir_body shows (tests flip it live) */
+    char **dir_link;               /* Link header value: <directory URL>;rel="index" */
 };
+/* pol's index in ctx->cfg->policies, or npolicies when pol is not one of them. */
+size_t acme_policy_index(const struct acme_ctx *ctx, const struct cfg_policy *pol);
 /* The CA a policy issues from (never NULL after ctx creation checked the config). */
 struct pki_ca *acme_policy_ca(const struct acme_ctx *ctx, const struct cfg_policy *pol);
 
@@ -87,6 +96,8 @@ cJSON *acme_json_parse_depth(const char *text, size_t len, int max_depth,
 const char *acme_json_str(const cJSON *obj, const char *name);
 /* Sets a JSON body on resp (status, Content-Type application/json); consumes body. */
 void acme_resp_json(struct acme_response *resp, int status, cJSON *body);
+/* Adds header name (static) with value, whose ownership passes to resp (freed if dropped). */
+void acme_resp_header_take(struct acme_response *resp, const char *name, char *value);
 /* Adds a header (value formatted, owned by resp). At most ACME_MAX_HEADERS. */
 void acme_resp_header(struct acme_response *resp, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -276,6 +287,9 @@ struct acme_rq {
  * kid belonging to another policy's directory.
  */
 typedef int acme_handler_fn(struct acme_rq *rq, struct acme_problem *prob);
+
+/* The directory document of pol (directory.c), caller frees; NULL if encoding failed. */
+char *acme_directory_fmt(const struct acme_ctx *ctx, const struct cfg_policy *pol);
 
 /* core handlers */
 int acme_h_directory(struct acme_rq *rq, struct acme_problem *prob);

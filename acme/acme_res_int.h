@@ -140,6 +140,8 @@ void acme_order_fail(struct acme_order *o, const struct acme_problem *err);
 int acme_authz_load(struct acme_ctx *ctx, const char *id, struct acme_authz *out,
                     struct acme_problem *prob);
 void acme_authz_clear(struct acme_authz *a);
+/* Deep copy of src into dst (uninitialised storage); dst is cleared with acme_authz_clear. */
+void acme_authz_copy(const struct acme_authz *src, struct acme_authz *dst);
 void acme_authz_rec(const struct acme_authz *a, struct store_rec *rec, char **data);
 /* pending/valid past `expires` read as expired. */
 const char *acme_authz_status(const struct acme_authz *a);
@@ -190,6 +192,9 @@ struct acme_settle {
     const cJSON *decision;            /* stored with the authz (copied), or NULL */
     const char *approval;             /* new approval state, or NULL to keep */
     const struct store_rec *audit;    /* inserted in the same commit, or NULL */
+    const struct acme_authz *loaded;  /* the authz as the caller already read it, or NULL:
+                                         spares the first try a read (the commit still
+                                         checks its version; a conflict reads it again) */
 };
 /* acme_res_settle with the extras above; same contract. */
 int acme_res_settle_ex(struct acme_ctx *ctx, const char *authz_id, const char *chall_id,

@@ -112,6 +112,7 @@ acme_approval_poll(struct acme_ctx *ctx, struct acme_authz *a, struct acme_probl
     s.ok = ok;
     s.fail = &fail;
     s.audit = &ar.rec;
+    s.loaded = a;
     if (acme_res_settle_ex(ctx, a->id, a->ch[idx].id, &s, &done, prob) != 0)
         goto out;
     log_info("acme", "authz %s approval applied: %s", a->id, ok ? "approved" : "denied");

@@ -283,6 +283,17 @@ acme_authz_clear(struct acme_authz *a)
     memset(a, 0, sizeof(*a));
 }
 
+void
+acme_authz_copy(const struct acme_authz *src, struct acme_authz *dst)
+{
+    size_t i;
+
+    *dst = *src;
+    for (i = 0; i < dst->nch && i < ACME_MAX_CHALLS; i++)
+        dst->ch[i].error = cJSON_Duplicate(src->ch[i].error, 1);
+    dst->decision = cJSON_Duplicate(src->decision, 1);
+}
+
 static int
 chall_parse(const cJSON *c, struct acme_chall *ch)
 {

@@ -123,10 +123,11 @@ apply_result(struct acme_ctx *ctx, struct acme_authz *a, size_t idx, struct acme
     return 0;
 }
 
-/* One read-modify-write round: 0 done, 1 version conflict, -1 error. */
+/* One read-modify-write round (from loaded when given): 0 done, 1 version conflict, -1 error. */
 static int
 settle_once(struct acme_ctx *ctx, const char *authz_id, const char *chall_id,
-            const struct acme_settle *s, struct acme_authz *out, struct acme_problem *prob)
+            const struct acme_settle *s, const struct acme_authz *loaded, struct acme_authz *out,
+            struct acme_problem *prob)
 {
     struct acme_authz a = {0};
     struct acme_order o = {0};
@@ -137,7 +138,13 @@ settle_once(struct acme_ctx *ctx, const char *authz_id, const char *chall_id,
     const char *st;
     int rc = -1, idx;
 
-    idx = acme_authz_load(ctx, authz_id, &a, prob) == 0 ? acme_authz_find_chall(&a, chall_id) : -1;
+    if (loaded != NULL && strcmp(loaded->id, authz_id) == 0) {
+        acme_authz_copy(loaded, &a);
+        idx = acme_authz_find_chall(&a, chall_id);
+    } else {
+        idx = acme_authz_load(ctx, authz_id, &a, prob) == 0 ? acme_authz_find_chall(&a, chall_id)
+                                                             : -1;
+    }
     if (idx < 0) {
         acme_problem_set(prob, "serverInternal", 500, "challenge %s/%s vanished", authz_id,
                          chall_id);
@@ -183,7 +190,7 @@ acme_res_settle_ex(struct acme_ctx *ctx, const char *authz_id, const char *chall
     int i, rc = 1;
 
     for (i = 0; i < ACME_COMMIT_TRIES && rc == 1; i++)
-        rc = settle_once(ctx, authz_id, chall_id, s, out, prob);
+        rc = settle_once(ctx, authz_id, chall_id, s, i == 0 ? s->loaded : NULL, out, prob);
     if (rc == 1)
         acme_problem_set(prob, "serverInternal", 500, "authorization kept changing; retry");
     return rc == 0 ? 0 : -1;

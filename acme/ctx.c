@@ -72,6 +72,38 @@ state_detach(struct acme_ctx *ctx)
     free(ctx->state);
 }
 
+size_t
+acme_policy_index(const struct acme_ctx *ctx, const struct cfg_policy *pol)
+{
+    size_t i;
+
+    for (i = 0; pol != NULL && i < ctx->cfg->npolicies; i++) {
+        if (&ctx->cfg->policies[i] == pol)
+            return i;
+    }
+    return ctx->cfg->npolicies;
+}
+
+/* Each policy's directory document and Link header, asked for on every request. */
+static void
+ctx_fixed_texts(struct acme_ctx *ctx)
+{
+    size_t i, n = ctx->cfg->npolicies;
+    char *url;
+
+    ctx->dir_body = xcalloc(n + 1, sizeof(*ctx->dir_body));
+    ctx->dir_link = xcalloc(n + 1, sizeof(*ctx->dir_link));
+    ctx->dir_eab = xcalloc(n + 1, sizeof(*ctx->dir_eab));
+    for (i = 0; i < n; i++) {
+        const struct cfg_policy *pol = &ctx->cfg->policies[i];
+        ctx->dir_body[i] = acme_directory_fmt(ctx, pol);
+        ctx->dir_eab[i] = pol->eab_required;
+        url = acme_url(ctx, pol->name, ACME_RES_DIRECTORY, NULL, NULL);
+        ctx->dir_link[i] = xasprintf("<%s>;rel=\"index\"", url);
+        free(url);
+    }
+}
+
 struct acme_ctx *
 acme_ctx_new(const struct acme_deps *deps, char err[ERR_LEN])
 {
@@ -119,6 +151,7 @@ acme_ctx_new(const struct acme_deps *deps, char err[ERR_LEN])
     if (state_attach(ctx, deps->share, err) != 0)
         goto err;
     ctx->keys = acme_keycache_new();
+    ctx_fixed_texts(ctx);
     return ctx;
 err:
     acme_ctx_free(ctx);
@@ -128,10 +161,19 @@ err:
 void
 acme_ctx_free(struct acme_ctx *ctx)
 {
+    size_t i;
+
     if (ctx == NULL)
         return;
     state_detach(ctx);
     acme_keycache_free(ctx->keys);
+    for (i = 0; i < ctx->cfg->npolicies; i++) {
+        free(ctx->dir_body != NULL ? ctx->dir_body[i] : NULL);
+        free(ctx->dir_link != NULL ? ctx->dir_link[i] : NULL);
+    }
+    free(ctx->dir_body);
+    free(ctx->dir_link);
+    free(ctx->dir_eab);
     free(ctx->base_url);
     free(ctx);
 }

@@ -92,6 +92,7 @@ refuse(struct acme_rq *rq, const struct acme_authz *a, const struct acme_chall *
     acme_audit_make(&au, &ar);
     s.fail = &fail;
     s.audit = &ar.rec;
+    s.loaded = a;
     if (acme_res_settle_ex(rq->ctx, a->id, ch->id, &s, NULL, &sprob) != 0) {
         acme_audit_clear(&ar);
         *prob = sprob;

@@ -175,6 +175,7 @@ decide(struct acme_ctx *ctx, const struct acme_authz *a, size_t idx,
     s.decision = d;
     s.approval = s.hold ? "pending" : NULL;
     s.audit = &ar.rec;
+    s.loaded = a;
     if (acme_res_settle_ex(ctx, a->id, a->ch[idx].id, &s, out, prob) != 0)
         goto out;
     log_info("acme", "authz %s %s: %s", a->id,
@@ -300,7 +301,7 @@ int
 acme_device_admit(struct acme_rq *rq, struct acme_authz *a, size_t idx,
                   const struct acme_attested *att, struct acme_problem *prob)
 {
-    struct acme_settle hold = {.ok = true, .hold = true, .att = att};
+    struct acme_settle hold = {.ok = true, .hold = true, .att = att, .loaded = a};
     struct acme_authz done = {0};
     const struct acme_chall *ch;
     int rc = -1, d, ni = -1;

@@ -178,6 +178,20 @@ acme_resp_json(struct acme_response *resp, int status, cJSON *body)
 }
 
 void
+acme_resp_header_take(struct acme_response *resp, const char *name, char *value)
+{
+    if (resp->nheaders >= ACME_MAX_HEADERS) {
+        log_err("acme", "response header %s dropped: more than %d headers", name,
+                ACME_MAX_HEADERS);
+        free(value);
+        return;
+    }
+    resp->headers[resp->nheaders].name = name;
+    resp->headers[resp->nheaders].value = value;
+    resp->nheaders++;
+}
+
+void
 acme_resp_header(struct acme_response *resp, const char *name, const char *fmt, ...)
 {
     va_list ap;

@@ -90,9 +90,12 @@ slice_is(const struct slice *sl, const char *s)
     return sl->len == strlen(s) && memcmp(sl->p, s, sl->len) == 0;
 }
 
-/* Fills rq->policy, res, ids and url from the path. 0, or -1 with a 404 problem. */
+/*
+ * Fills rq->policy, res, ids and (with_url; acme_is_fast needs none) url from
+ * the path. 0, or -1 with a 404 problem.
+ */
 static int
-route(struct acme_rq *rq, struct acme_problem *prob)
+route(struct acme_rq *rq, bool with_url, struct acme_problem *prob)
 {
     struct slice comp[MAX_COMPONENTS + 1];
     char policy[64];
@@ -129,6 +132,8 @@ route(struct acme_rq *rq, struct acme_problem *prob)
             snprintf(rq->id1, sizeof(rq->id1), "%.*s", (int)comp[2].len, comp[2].p);
         if (r->nids == 2)
             snprintf(rq->id2, sizeof(rq->id2), "%.*s", (int)comp[3].len, comp[3].p);
+        if (!with_url)
+            return 0;
         url = acme_url(rq->ctx, rq->policy->name, rq->res, rq->id1, rq->id2);
         snprintf(rq->url, sizeof(rq->url), "%s", url);
         free(url);
@@ -290,13 +295,17 @@ dispatch(struct acme_rq *rq, struct acme_problem *prob)
 static void
 add_common_headers(struct acme_rq *rq)
 {
-    char *nonce = acme_nonce_issue(rq->ctx->nonces);
+    const struct acme_ctx *ctx = rq->ctx;
+    size_t i = acme_policy_index(ctx, rq->policy);
     char *dir;
 
-    acme_resp_header(rq->resp, "Replay-Nonce", "%s", nonce);
-    free(nonce);
-    if (rq->policy != NULL && rq->res != ACME_RES_DIRECTORY) {
-        dir = acme_url(rq->ctx, rq->policy->name, ACME_RES_DIRECTORY, NULL, NULL);
+    /* a fresh single-use nonce on every answer; the value passes to resp as is */
+    acme_resp_header_take(rq->resp, "Replay-Nonce", acme_nonce_issue(ctx->nonces));
+    if (rq->policy != NULL && rq->res != ACME_RES_DIRECTORY && i < ctx->cfg->npolicies &&
+        ctx->dir_link != NULL) {
+        acme_resp_header_take(rq->resp, "Link", xstrdup(ctx->dir_link[i]));
+    } else if (rq->policy != NULL && rq->res != ACME_RES_DIRECTORY) {
+        dir = acme_url(ctx, rq->policy->name, ACME_RES_DIRECTORY, NULL, NULL);
         acme_resp_header(rq->resp, "Link", "<%s>;rel=\"index\"", dir);
         free(dir);
     }
@@ -319,7 +328,7 @@ acme_handle(struct acme_ctx *ctx, const struct acme_request *req, struct acme_re
     rq.ctx = ctx;
     rq.req = req;
     rq.resp = resp;
-    if (route(&rq, &prob) != 0 || dispatch(&rq, &prob) != 0) {
+    if (route(&rq, true, &prob) != 0 || dispatch(&rq, &prob) != 0) {
         log_debug("acme", "%s %s: %d %s: %s", req->method != NULL ? req->method : "-",
                   log_escape(req->path != NULL ? req->path : "-", 100, epath, sizeof(epath)),
                   prob.status, prob.type != NULL ? prob.type : "serverInternal",
@@ -344,7 +353,7 @@ acme_respond_problem(struct acme_ctx *ctx, const struct acme_request *req,
     rq.ctx = ctx;
     rq.req = req;
     rq.resp = resp;
-    if (route(&rq, &ignored) != 0)
+    if (route(&rq, true, &ignored) != 0)
         rq.policy = NULL; /* no Link for a path outside every directory */
     acme_problem_respond(prob, resp);
     add_common_headers(&rq);
@@ -361,7 +370,7 @@ acme_is_fast(const struct acme_ctx *ctx, const struct acme_request *req)
     memset(&prob, 0, sizeof(prob));
     rq.ctx = (struct acme_ctx *)ctx;
     rq.req = req;
-    if (route(&rq, &prob) != 0)
+    if (route(&rq, false, &prob) != 0)
         return true;
     if (strcmp(m, "POST") == 0)
         return false;

@@ -63,14 +63,15 @@ int pki_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len
                     unsigned char out[32]);
 /*
  * A keyed HMAC-SHA256 for a key used on every request (nonces): the MAC and
- * digest are fetched and the key padded once, each call copies that state.
- * pki_hmac_new returns NULL on failure; the object is read-only afterwards, so
- * any thread may call pki_hmac_sha256_keyed concurrently. Free is NULL-safe.
+ * digest are fetched and the key padded once, each call restarts from that
+ * state (in a context reused from an earlier call when one is free).
+ * pki_hmac_new returns NULL on failure; pki_hmac_sha256_keyed locks
+ * internally, so any thread may call it concurrently. Free is NULL-safe.
  */
 struct pki_hmac;
 struct pki_hmac *pki_hmac_new(const void *key, size_t keylen);
 void pki_hmac_free(struct pki_hmac *h);
-int pki_hmac_sha256_keyed(const struct pki_hmac *h, const void *data, size_t len,
+int pki_hmac_sha256_keyed(struct pki_hmac *h, const void *data, size_t len,
                           unsigned char out[32]);
 
 /* ---------------------------------------------------------------- JWK / JWS */

@@ -24,6 +24,8 @@ struct evhttp_request;
 
 #define SRV_PEER_MAX 64   /* longest peer address text */
 #define SRV_METHOD_MAX 16 /* longest method name we copy */
+#define SRV_ALOG_BUF 32768 /* access log bytes a loop holds before writing them */
+#define SRV_ALOG_FLUSH_MS 100 /* and the longest it holds a line */
 
 struct srv_req;
 
@@ -37,6 +39,16 @@ struct srv_loop {
     struct evhttp_bound_socket *bound; /* NULL once no longer accepting */
     int fd;                            /* listening socket until evhttp owns it */
     struct event *wake;                /* persistent user event: "look at the mailbox" */
+    /*
+     * Access log lines not yet written: one write(2) per SRV_ALOG_BUF bytes or
+     * SRV_ALOG_FLUSH_MS instead of one per request. Loop thread only (and the
+     * thread freeing the plane once the loop stopped).
+     */
+    char *alog_buf;
+    size_t alog_len;
+    struct event *alog_timer;    /* armed while alog_len > 0 */
+    int64_t alog_sec;            /* the second alog_ts shows */
+    char alog_ts[32];            /* RFC 3339 time, formatted once per second */
     /* mailbox, under mu */
     pthread_mutex_t mu;
     struct srv_req *done_head, *done_tail; /* answered by the pool, to send */
@@ -101,6 +113,16 @@ enum srv_deadline_phase {
 void srv_deadline_set(struct ssl_st *ssl, enum srv_deadline_phase phase);
 
 /* srv_reply.c */
+/* srv_alog.c */
+/* Adds r's access log line to its loop's buffer. Loop thread, or after it stopped. */
+void srv_alog_line(struct srv_loop *loop, const struct srv_req *r, int status, size_t bytes,
+                   const char *note);
+/* Writes loop's pending lines (under h->alog_mu). Loop thread, or after it stopped. */
+void srv_alog_flush(struct srv_loop *loop);
+/* The loop's buffer and flush timer, on loop->base. 0/-1. */
+int srv_alog_init(struct srv_loop *loop);
+/* Flushes, then frees the buffer and timer. Once the loop stopped. Idempotent. */
+void srv_alog_free(struct srv_loop *loop);
 /* The evhttp generic callback (arg = struct srv_loop *). */
 void srv_reply_on_request(struct evhttp_request *req, void *arg);
 /* Sends (or drops, when its peer left) an answer the pool finished, then frees it. */

@@ -143,21 +143,6 @@ static struct srv_conn *conn_get(struct srv_http *h, struct evhttp_request *req,
     return conn;
 }
 
-static void access_log(struct srv_http *h, const struct srv_req *r, int status, size_t bytes,
-                       const char *note)
-{
-    char path[512], ts[32];
-    FILE *fp = h->alog != NULL ? h->alog : stderr;
-
-    log_escape(r->path, 256, path, sizeof(path));
-    clk_fmt_rfc3339(clk_now(), ts);
-    pthread_mutex_lock(&h->alog_mu);
-    fprintf(fp, "%s %s \"%s %s\" %d %zu %lldms%s\n", ts, r->peer, r->method, path, status,
-            bytes, (long long)(clk_mono_ms() - r->t0), note);
-    fflush(fp);
-    pthread_mutex_unlock(&h->alog_mu);
-}
-
 /* Sends r->resp on the loop thread (or logs that the peer left) and frees r. */
 static void send_and_free(struct srv_req *r)
 {
@@ -168,7 +153,7 @@ static void send_and_free(struct srv_req *r)
     int status = r->resp.status != 0 ? r->resp.status : 500;
 
     if (r->req == NULL) {
-        access_log(h, r, status, 0, " (client gone)");
+        srv_alog_line(r->loop, r, status, 0, " (client gone)");
         srv_req_free(r);
         return;
     }
@@ -196,7 +181,7 @@ static void send_and_free(struct srv_req *r)
     evhttp_send_reply(r->req, status, NULL, body);
     if (body != NULL)
         evbuffer_free(body); /* not NULL-safe in libevent 2.1 */
-    access_log(h, r, status, r->head ? 0 : len, "");
+    srv_alog_line(r->loop, r, status, r->head ? 0 : len, "");
     srv_req_free(r);
 }
 

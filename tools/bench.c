@@ -31,6 +31,8 @@ static void usage(void)
             "options: --clients N (4) --duration S (5) --count N (0 = none)\n"
             "         --domain D (bench.test) --attesta PATH --pebble PATH\n"
             "         --challtestsrv PATH --keep (keep the temp directory)\n"
+            "         --curl-client (nonce/directory: one libcurl thread per client instead\n"
+            "                        of the single-thread epoll client)\n"
             "workloads: nonce directory http01 device idle-accounts\n");
 }
 
@@ -109,6 +111,7 @@ static int parse_opt(struct bench_cli *cli, struct extra *x, int c, const char *
     case 'H': x->http01_port = arg; return 0;
     case 'm': cli->mdm_mock = true; return 0;
     case 'k': cli->keep = true; return 0;
+    case 'u': cli->run.curl_client = true; return 0;
     default: return -1;
     }
 }
@@ -124,6 +127,7 @@ static int parse_args(struct bench_cli *cli, struct extra *x, int argc, char **a
         {"challtestsrv", required_argument, NULL, 'C'}, {"apple-ca", required_argument, NULL, 'g'},
         {"server-pid", required_argument, NULL, 'P'}, {"http01-port", required_argument, NULL, 'H'},
         {"mdm-mock", no_argument, NULL, 'm'},        {"keep", no_argument, NULL, 'k'},
+        {"curl-client", no_argument, NULL, 'u'},
         {NULL, 0, NULL, 0},
     };
     int c;

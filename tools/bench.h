@@ -39,6 +39,7 @@ struct bench_opts {
     const char *domain;     /* http01: orders are for <random>.<domain> */
     const char *apple_ca;   /* device: directory made by fa_ca_init_dir */
     struct bench_responder *responder; /* http01: serves the key authorizations */
+    bool curl_client;       /* nonce/directory: threaded libcurl client, not the light one */
 };
 
 struct bench_result {
@@ -55,6 +56,19 @@ struct bench_result {
 /* Runs the workload; server_pid (0 = unknown) is sampled for CPU and RSS. 0/-1. */
 int bench_run(const struct bench_opts *o, pid_t server_pid, struct bench_result *res,
               char err[ERR_LEN]);
+
+/*
+ * Fills res's ok, p50/p99, ops/s (from res->elapsed_s, set first) and requests/op from
+ * the latencies (microseconds, sorted in place) of n successful operations that took
+ * reqs requests.
+ */
+void bench_result_summarize(uint32_t *lat, size_t n, unsigned long reqs,
+                            struct bench_result *res);
+
+/* ---- bench_light.c: nonce and directory, one epoll thread, non-blocking TLS ---- */
+/* As bench_run, for BW_NONCE and BW_DIRECTORY: o->clients keep-alive connections. */
+int bench_light_run(const struct bench_opts *o, pid_t server_pid, struct bench_result *res,
+                    char err[ERR_LEN]);
 
 /* ---- bench_responder.c: http-01 answers and a mock MDM on 127.0.0.1 ---- */
 /* Listens on 127.0.0.1:port (0 = any free port) in a thread of its own. NULL with err. */

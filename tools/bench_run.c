@@ -371,6 +371,17 @@ static double pct_ms(const uint32_t *v, size_t n, double p)
     return (double)v[i < n ? i : n - 1] / 1000.0;
 }
 
+void bench_result_summarize(uint32_t *lat, size_t n, unsigned long reqs,
+                            struct bench_result *res)
+{
+    qsort(lat, n, sizeof(*lat), cmp_u32);
+    res->ok = (long)n;
+    res->p50_ms = pct_ms(lat, n, 0.50);
+    res->p99_ms = pct_ms(lat, n, 0.99);
+    res->ops_per_s = res->elapsed_s > 0 ? (double)n / res->elapsed_s : 0;
+    res->requests_per_op = n ? (double)reqs / (double)n : 0;
+}
+
 /* Merges the threads' samples and counters into res. */
 static void collect(struct worker *ws, int n, struct bench_result *res)
 {
@@ -388,12 +399,7 @@ static void collect(struct worker *ws, int n, struct bench_result *res)
         if (res->first_err[0] == '\0' && ws[i].first_err[0] != '\0')
             snprintf(res->first_err, ERR_LEN, "%s", ws[i].first_err);
     }
-    qsort(all, total, sizeof(*all), cmp_u32);
-    res->ok = (long)total;
-    res->p50_ms = pct_ms(all, total, 0.50);
-    res->p99_ms = pct_ms(all, total, 0.99);
-    res->ops_per_s = res->elapsed_s > 0 ? (double)total / res->elapsed_s : 0;
-    res->requests_per_op = total ? (double)reqs / (double)total : 0;
+    bench_result_summarize(all, total, reqs, res);
     free(all);
 }
 
@@ -454,6 +460,10 @@ int bench_run(const struct bench_opts *o, pid_t server_pid, struct bench_result 
         if (fa_ca_load(o->apple_ca, &apple, err) != 0)
             goto out;
         sh.apple = &apple;
+    }
+    if (!o->curl_client && (o->workload == BW_NONCE || o->workload == BW_DIRECTORY)) {
+        rc = bench_light_run(o, server_pid, res, err);
+        goto out;
     }
     rc = run_threads(&sh, server_pid, res, err);
 out:

@@ -318,12 +318,67 @@ static void test_list_filters(void **state)
     store_close(st);
 }
 
+/*
+ * Updates that keep owner, lookup and created take SQLite's narrow statement;
+ * the others its fallback. Either way every index must follow, and a stale
+ * version must still be a conflict.
+ */
+static void test_update_indexed(void **state)
+{
+    static const struct {
+        const char *owner, *lookup, *status;
+        int64_t created, expect; /* expect: 0 = the row's version now */
+        int want;
+    } rows[] = {
+        {"a", "k1", "ready", 10, 0, 0},   /* status only: narrow */
+        {"a", "k2", "ready", 10, 0, 0},   /* lookup moves */
+        {"b", "k2", "valid", 10, 0, 0},   /* owner moves */
+        {"b", "k2", "valid", 20, 0, 0},   /* created moves */
+        {"b", NULL, "valid", 20, 0, 0},   /* lookup cleared */
+        {"b", NULL, "bad", 20, 1, 1},     /* stale version, columns kept: conflict */
+        {"c", "k3", "bad", 30, 1, 1},     /* stale version, columns moved: conflict */
+    };
+    char target[512], err[ERR_LEN] = "";
+    struct store *st = tst_open_fresh(target, sizeof(target));
+    struct store_rec r = tst_rec(STORE_CERT, "u1", "a", "k1", "pending", 10, "{}"), got;
+    struct collect c;
+    int64_t version = 1;
+
+    assert_int_equal(tst_commit1(st, STORE_INSERT, &r, 0), 0);
+    for (size_t i = 0; i < nitems(rows); i++) {
+        struct store_rec w = tst_rec(STORE_CERT, "u1", rows[i].owner, rows[i].lookup,
+                                     rows[i].status, rows[i].created, "{}");
+        assert_int_equal(tst_commit1(st, STORE_UPDATE, &w, rows[i].expect != 0 ? rows[i].expect
+                                                                                 : version),
+                         rows[i].want);
+        if (rows[i].want != 0)
+            continue;
+        version++;
+        assert_int_equal(store_get(st, STORE_CERT, "u1", &got, err), 0);
+        assert_int_equal(got.version, version);
+        assert_string_equal(got.status, rows[i].status);
+        assert_int_equal(got.created, rows[i].created);
+        store_rec_clear(&got);
+        memset(&c, 0, sizeof(c));
+        struct store_filter f = {.owner = rows[i].owner, .status = rows[i].status};
+        assert_int_equal(store_list(st, STORE_CERT, &f, collect_fn, &c, err), 0);
+        assert_int_equal(c.rows, 1);
+        buf_free(&c.ids);
+        for (const char *k = "k1"; k != NULL; k = strcmp(k, "k1") == 0 ? "k2" : NULL) {
+            bool want = rows[i].lookup != NULL && strcmp(rows[i].lookup, k) == 0;
+            assert_int_equal(store_get_by_lookup(st, STORE_CERT, k, &got, err), want ? 0 : 1);
+            store_rec_clear(&got);
+        }
+    }
+    store_close(st);
+}
+
 int tst_run_crud(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crud_sequence),      cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_multi_write_atomic), cmocka_unit_test(test_get_by_lookup),
-        cmocka_unit_test(test_list_filters),
+        cmocka_unit_test(test_list_filters),       cmocka_unit_test(test_update_indexed),
     };
     return cmocka_run_group_tests_name("store_crud", tests, NULL, NULL);
 }
