@@ -24,6 +24,8 @@
 
 /* Tries of a read-modify-write cycle before a version conflict becomes an error. */
 #define ACME_COMMIT_TRIES 5
+/* Issuance commits of one device contend for its previous certificate; see finalize.c. */
+#define ACME_ISSUE_TRIES 64
 /* Identifier value limits: DNS names as RFC 1035, device identifiers by policy. */
 #define ACME_MAX_DEVICE_ID 128
 #define ACME_MAX_CHALLS 4

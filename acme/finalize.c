@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "policy/policy.h"
 
@@ -323,6 +324,22 @@ supersede(struct acme_rq *rq, const char *key, struct acme_cert *c, struct acme_
     return 0;
 }
 
+/* Sleeps a random 0..2^min(attempt,4) ms (a pool thread; the loops never wait here). */
+static void
+conflict_pause(int attempt)
+{
+    unsigned char r = 0;
+    int cap_ms = 1 << (attempt < 4 ? attempt : 4);
+    struct timespec ts;
+
+    if (rand_bytes(&r, 1) != 0)
+        r = 128;
+    long us = (long)r * cap_ms * 1000 / 255;
+    ts.tv_sec = 0;
+    ts.tv_nsec = us * 1000;
+    nanosleep(&ts, NULL);
+}
+
 /* One try of the issuance commit: 0 done, 1 conflict, -1 error. */
 static int
 record_once(struct acme_rq *rq, struct acme_order *o, const struct acme_authz *az,
@@ -396,7 +413,15 @@ record(struct acme_rq *rq, struct acme_order *o, const struct acme_authz *az,
     struct acme_order cur = {0};
     int i, rc = 1;
 
-    for (i = 0; i < ACME_COMMIT_TRIES && rc == 1; i++) {
+    /*
+     * Every concurrent issuance for one device races to supersede the same
+     * previous certificate and only one wins per round, so the bound is the
+     * number of finalizes that can run at once (pool threads, instances), with
+     * a jittered pause so the losers do not collide again in the same group.
+     */
+    for (i = 0; i < ACME_ISSUE_TRIES && rc == 1; i++) {
+        if (i > 0)
+            conflict_pause(i);
         rc = record_once(rq, o, az, csr, iss, prob);
         if (rc != 1)
             break;
