@@ -296,5 +296,14 @@ int acme_device_attest(struct acme_rq *rq, struct acme_authz *a, size_t idx,
 void acme_strlcpy(char *dst, const char *src, size_t n);
 /* Wraps a store error into prob (serverInternal, no store text for the client). */
 void acme_store_problem(struct acme_problem *prob, const char *what, const char *err);
+/* Copies a record's columns and parses its data into a typed resource. 0/-1. */
+typedef int acme_rec_fill_fn(void *out, const struct store_rec *rec);
+/*
+ * store_get + fill: 0 found, 1 not found, -1 store or parse error (prob =
+ * serverInternal naming what, e.g. "an order"). On -1 out may be half filled:
+ * the caller clears it.
+ */
+int acme_rec_load(struct acme_ctx *ctx, enum store_kind kind, const char *id, const char *what,
+                  acme_rec_fill_fn *fill, void *out, struct acme_problem *prob);
 
 #endif

@@ -362,33 +362,28 @@ out:
     return rc;
 }
 
+static int
+authz_fill(void *arg, const struct store_rec *rec)
+{
+    struct acme_authz *a = arg;
+
+    acme_strlcpy(a->id, rec->id, sizeof(a->id));
+    acme_strlcpy(a->owner, rec->owner, sizeof(a->owner));
+    acme_strlcpy(a->status, rec->status, sizeof(a->status));
+    a->created = rec->created;
+    a->expires = rec->expires;
+    a->version = rec->version;
+    return authz_parse_data(a, rec->data);
+}
+
 int
 acme_authz_load(struct acme_ctx *ctx, const char *id, struct acme_authz *out,
                 struct acme_problem *prob)
 {
-    struct store_rec rec = {0};
-    char err[ERR_LEN] = "";
-    int rc;
-
     memset(out, 0, sizeof(*out));
-    rc = store_get(ctx->store, STORE_AUTHZ, id, &rec, err);
+    int rc = acme_rec_load(ctx, STORE_AUTHZ, id, "an authorization", authz_fill, out, prob);
     if (rc < 0)
-        acme_store_problem(prob, "loading an authorization", err);
-    if (rc != 0)
-        goto out;
-    acme_strlcpy(out->id, rec.id, sizeof(out->id));
-    acme_strlcpy(out->owner, rec.owner, sizeof(out->owner));
-    acme_strlcpy(out->status, rec.status, sizeof(out->status));
-    out->created = rec.created;
-    out->expires = rec.expires;
-    out->version = rec.version;
-    if (authz_parse_data(out, rec.data) != 0) {
         acme_authz_clear(out);
-        acme_store_problem(prob, "parsing an authorization", id);
-        rc = -1;
-    }
-out:
-    store_rec_clear(&rec);
     return rc;
 }
 

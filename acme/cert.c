@@ -56,35 +56,30 @@ out:
     return rc;
 }
 
+static int
+cert_fill(void *arg, const struct store_rec *rec)
+{
+    struct acme_cert *c = arg;
+
+    acme_strlcpy(c->serial, rec->id, sizeof(c->serial));
+    acme_strlcpy(c->owner, rec->owner, sizeof(c->owner));
+    acme_strlcpy(c->status, rec->status, sizeof(c->status));
+    acme_strlcpy(c->spki, rec->lookup, sizeof(c->spki));
+    c->created = rec->created;
+    c->expires = rec->expires;
+    c->version = rec->version;
+    return cert_parse_data(c, rec->data);
+}
+
 int
 acme_cert_load(struct acme_ctx *ctx, const char *serial, struct acme_cert *out,
                struct acme_problem *prob)
 {
-    struct store_rec rec = {0};
-    char err[ERR_LEN] = "";
-    int rc;
-
     memset(out, 0, sizeof(*out));
     out->reason = -1;
-    rc = store_get(ctx->store, STORE_CERT, serial, &rec, err);
+    int rc = acme_rec_load(ctx, STORE_CERT, serial, "a certificate record", cert_fill, out, prob);
     if (rc < 0)
-        acme_store_problem(prob, "loading a certificate", err);
-    if (rc != 0)
-        goto out;
-    acme_strlcpy(out->serial, rec.id, sizeof(out->serial));
-    acme_strlcpy(out->owner, rec.owner, sizeof(out->owner));
-    acme_strlcpy(out->status, rec.status, sizeof(out->status));
-    acme_strlcpy(out->spki, rec.lookup, sizeof(out->spki));
-    out->created = rec.created;
-    out->expires = rec.expires;
-    out->version = rec.version;
-    if (cert_parse_data(out, rec.data) != 0) {
         acme_cert_clear(out);
-        acme_store_problem(prob, "parsing a certificate record", serial);
-        rc = -1;
-    }
-out:
-    store_rec_clear(&rec);
     return rc;
 }
 

@@ -26,6 +26,26 @@ acme_store_problem(struct acme_problem *prob, const char *what, const char *err)
     acme_problem_set(prob, "serverInternal", 500, "%s failed", what);
 }
 
+int
+acme_rec_load(struct acme_ctx *ctx, enum store_kind kind, const char *id, const char *what,
+              acme_rec_fill_fn *fill, void *out, struct acme_problem *prob)
+{
+    struct store_rec rec = {0};
+    char err[ERR_LEN] = "", msg[64];
+    int rc = store_get(ctx->store, kind, id, &rec, err);
+
+    if (rc < 0) {
+        snprintf(msg, sizeof(msg), "loading %s", what);
+        acme_store_problem(prob, msg, err);
+    } else if (rc == 0 && fill(out, &rec) != 0) {
+        snprintf(msg, sizeof(msg), "parsing %s", what);
+        acme_store_problem(prob, msg, id);
+        rc = -1;
+    }
+    store_rec_clear(&rec);
+    return rc;
+}
+
 void
 acme_order_clear(struct acme_order *o)
 {
@@ -91,33 +111,28 @@ out:
     return rc;
 }
 
+static int
+order_fill(void *arg, const struct store_rec *rec)
+{
+    struct acme_order *o = arg;
+
+    acme_strlcpy(o->id, rec->id, sizeof(o->id));
+    acme_strlcpy(o->owner, rec->owner, sizeof(o->owner));
+    acme_strlcpy(o->status, rec->status, sizeof(o->status));
+    o->created = rec->created;
+    o->expires = rec->expires;
+    o->version = rec->version;
+    return order_parse_data(o, rec->data);
+}
+
 int
 acme_order_load(struct acme_ctx *ctx, const char *id, struct acme_order *out,
                 struct acme_problem *prob)
 {
-    struct store_rec rec = {0};
-    char err[ERR_LEN] = "";
-    int rc;
-
     memset(out, 0, sizeof(*out));
-    rc = store_get(ctx->store, STORE_ORDER, id, &rec, err);
+    int rc = acme_rec_load(ctx, STORE_ORDER, id, "an order", order_fill, out, prob);
     if (rc < 0)
-        acme_store_problem(prob, "loading an order", err);
-    if (rc != 0)
-        goto out;
-    acme_strlcpy(out->id, rec.id, sizeof(out->id));
-    acme_strlcpy(out->owner, rec.owner, sizeof(out->owner));
-    acme_strlcpy(out->status, rec.status, sizeof(out->status));
-    out->created = rec.created;
-    out->expires = rec.expires;
-    out->version = rec.version;
-    if (order_parse_data(out, rec.data) != 0) {
         acme_order_clear(out);
-        acme_store_problem(prob, "parsing an order", id);
-        rc = -1;
-    }
-out:
-    store_rec_clear(&rec);
     return rc;
 }
 
