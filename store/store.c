@@ -154,6 +154,10 @@ static void *writer_main(void *arg)
             break; /* stopping and drained */
         size_t n = take_batch(st, batch);
         pthread_mutex_unlock(&st->mu);
+        for (size_t i = 0; i < n; i++) {
+            batch[i]->result = -1;
+            batch[i]->err[0] = '\0';
+        }
 
         int rc = st->ops->apply_batch(st->wconn, batch, n);
 

@@ -50,8 +50,9 @@ struct store_ops {
     int (*list)(struct store_conn *c, enum store_kind kind, const struct store_filter *f,
                 store_list_fn *fn, void *arg, char err[ERR_LEN]);
     /*
-     * Applies reqs in ONE transaction, each inside its own savepoint so a
-     * conflicting or failing request rolls back alone; sets every result.
+     * Applies reqs (the writer has set each result to -1 and err to "") in
+     * ONE transaction, each inside its own savepoint so a conflicting or
+     * failing request rolls back alone; sets every result.
      * Returns 0 when the transaction committed, -1 when it did not (then every
      * request not already reporting a conflict carries -1 and err).
      */

@@ -382,10 +382,6 @@ static int pg_apply_batch(struct store_conn *c, struct store_req **reqs, size_t 
     PGresult *res = NULL;
     int rc = -1;
 
-    for (size_t i = 0; i < n; i++) {
-        reqs[i]->result = -1;
-        reqs[i]->err[0] = '\0';
-    }
     if (ensure(c, err) != 0 || run_cmd(c, "BEGIN", err) != 0)
         goto out;
     begun = true;

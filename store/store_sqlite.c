@@ -514,10 +514,6 @@ static int sq_apply_batch(struct store_conn *c, struct store_req **reqs, size_t 
     bool begun = false;
     int rc = -1;
 
-    for (size_t i = 0; i < n; i++) {
-        reqs[i]->result = -1;
-        reqs[i]->err[0] = '\0';
-    }
     if (run_slot(c, S_BEGIN, err) != 0)
         goto out;
     begun = true;

@@ -13,9 +13,9 @@ import json
 import sqlite3
 import sys
 import time
-import traceback
 import urllib.request
 
+from harness import Suite
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
@@ -32,13 +32,9 @@ BASE, ROOT, CADIR, DB, MGMT = sys.argv[1:6]
 DEVDIR = BASE + "/acme/devices/directory"
 DNSDIR = BASE + "/acme/default/directory"
 CA = af.AppleCA.load(CADIR)
-TESTS = []
+SUITE = Suite()
+test = SUITE.test
 SEEN = []  # (attack, status, problem type) for the report
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
 
 
 def certs():
@@ -387,18 +383,9 @@ def hostile_json():
 
 
 def main():
-    failed = 0
-    for fn in TESTS:
-        try:
-            fn()
-            print("ok - %s" % fn.__name__)
-        except Exception:
-            failed += 1
-            print("not ok - %s" % fn.__name__)
-            traceback.print_exc()
+    failed = SUITE.run()
     for name, status, ptype in SEEN:
         print("#   refused: %-55s %d %s" % (name, status, ptype))
-    print("%d/%d attack groups passed" % (len(TESTS) - failed, len(TESTS)))
     return 1 if failed else 0
 
 

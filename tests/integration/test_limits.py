@@ -10,8 +10,8 @@ import ssl
 import sys
 import threading
 import time
-import traceback
 
+from harness import Suite
 from acmelib import Client
 
 BASE, ROOT, PORT = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -19,12 +19,8 @@ DIRURL = BASE + "/acme/default/directory"
 MAX_BODY, MAX_HEADERS, MAX_CONNS, READ_TIMEOUT = 8192, 4096, 6, 2
 MAX_IDS, ORDERS_PER_HOUR = 3, 3
 CTX = ssl.create_default_context(cafile=ROOT)
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
+SUITE = Suite()
+test = SUITE.test
 
 
 def problem(r, status, ptype):
@@ -245,16 +241,7 @@ def silent_connections():
 
 
 def main():
-    failed = 0
-    for fn in TESTS:
-        try:
-            fn()
-            print("ok - %s" % fn.__name__)
-        except Exception:
-            failed += 1
-            print("not ok - %s" % fn.__name__)
-            traceback.print_exc()
-    return 1 if failed else 0
+    return 1 if SUITE.run() else 0
 
 
 if __name__ == "__main__":

@@ -5,19 +5,15 @@ problem type and status. Usage: test_protocol.py BASE_URL ROOT_PEM MGMT_PORT EAB
 import json
 import sys
 import time
-import traceback
 import urllib.request
 
+from harness import Suite
 from acmelib import Client, Key, b64u, b64u_dec, make_csr
 
 BASE, ROOT, MGMT, EAB_KID, EAB_KEY, DB = sys.argv[1:7]
 DIRURL = BASE + "/acme/default/directory"
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
+SUITE = Suite()
+test = SUITE.test
 
 
 def expect(r, status, ptype=None):
@@ -457,18 +453,7 @@ def orders_list():
 
 
 def main():
-    passed = failed = 0
-    for t in TESTS:
-        try:
-            t()
-            print("ok - %s" % t.__name__)
-            passed += 1
-        except Exception as e:
-            print("FAIL - %s: %s" % (t.__name__, e))
-            traceback.print_exc(limit=2)
-            failed += 1
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return 1 if SUITE.run() else 0
 
 
 if __name__ == "__main__":

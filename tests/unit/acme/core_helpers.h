@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "acme_fixture.h"
+
 #include "acme/acme_int.h"
 
 static inline char *

@@ -25,24 +25,10 @@ static struct env E;
 static int
 setup(void **state)
 {
-    char err[CFG_ERR_LEN], *cadir, *cert, *key, *root, *db;
+    char err[CFG_ERR_LEN];
     struct acme_deps deps = {0};
 
-    snprintf(E.dir, sizeof(E.dir), "/tmp/acmecore-XXXXXX");
-    assert_non_null(mkdtemp(E.dir));
-    E.cfg = cfg_load(NULL, err);
-    assert_non_null(E.cfg);
-    cadir = xasprintf("%s/ca", E.dir);
-    cert = xasprintf("%s/intermediate.pem", cadir);
-    key = xasprintf("%s/intermediate.key", cadir);
-    root = xasprintf("%s/root.pem", cadir);
-    db = xasprintf("%s/attesta.db", E.dir);
-    mkdir(cadir, 0700);
-    assert_int_equal(pki_ca_init_dir(cadir, E.cfg->cas[0].name, err), 0);
-    E.ca = pki_ca_load(E.cfg->cas[0].name, cert, key, root, err);
-    assert_non_null(E.ca);
-    E.store = store_open("sqlite", db, err);
-    assert_non_null(E.store);
+    acme_fixture_open(E.dir, sizeof(E.dir), "/tmp/acmecore-XXXXXX", &E.cfg, &E.ca, &E.store);
     deps.cfg = E.cfg;
     deps.store = E.store;
     deps.cas = &E.ca;
@@ -53,29 +39,17 @@ setup(void **state)
     E.k1 = pki_key_generate(PKI_KEY_P256, err);
     E.k2 = pki_key_generate(PKI_KEY_P384, err);
     E.k3 = pki_key_generate(PKI_KEY_P256, err);
-    free(cadir);
-    free(cert);
-    free(key);
-    free(root);
-    free(db);
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    char *cmd = xasprintf("rm -rf %s", E.dir);
-
     acme_ctx_free(E.ctx);
-    store_close(E.store);
-    pki_ca_free(E.ca);
-    cfg_free(E.cfg);
+    acme_fixture_close(E.dir, E.cfg, E.ca, E.store);
     EVP_PKEY_free(E.k1);
     EVP_PKEY_free(E.k2);
     EVP_PKEY_free(E.k3);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup of %s failed\n", E.dir);
-    free(cmd);
     return 0;
 }
 

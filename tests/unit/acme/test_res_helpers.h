@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "acme_fixture.h"
 #include <openssl/x509v3.h>
 
 #include "acme/acme_res_int.h"
@@ -70,24 +72,10 @@ t_acct_init(struct t_acct *t, const char *id)
 static inline int
 t_setup(void **state)
 {
-    char err[CFG_ERR_LEN], *cadir, *cert, *key, *root, *db;
+    char err[CFG_ERR_LEN];
     struct acme_deps deps = {0};
 
-    snprintf(T.dir, sizeof(T.dir), "/tmp/acmeres-XXXXXX");
-    assert_non_null(mkdtemp(T.dir));
-    T.cfg = cfg_load(NULL, err);
-    assert_non_null(T.cfg);
-    cadir = xasprintf("%s/ca", T.dir);
-    cert = xasprintf("%s/intermediate.pem", cadir);
-    key = xasprintf("%s/intermediate.key", cadir);
-    root = xasprintf("%s/root.pem", cadir);
-    db = xasprintf("%s/attesta.db", T.dir);
-    mkdir(cadir, 0700);
-    assert_int_equal(pki_ca_init_dir(cadir, T.cfg->cas[0].name, err), 0);
-    T.ca = pki_ca_load(T.cfg->cas[0].name, cert, key, root, err);
-    assert_non_null(T.ca);
-    T.store = store_open("sqlite", db, err);
-    assert_non_null(T.store);
+    acme_fixture_open(T.dir, sizeof(T.dir), "/tmp/acmeres-XXXXXX", &T.cfg, &T.ca, &T.store);
     T.att = att_verifier_new(NULL, 0, err);
     assert_non_null(T.att);
     deps.cfg = T.cfg;
@@ -102,33 +90,22 @@ t_setup(void **state)
     assert_non_null(T.ctx);
     t_acct_init(&T.acct1, "acct1AAAAAAAAAAAAAAAAA");
     t_acct_init(&T.acct2, "acct2BBBBBBBBBBBBBBBBB");
-    free(cadir);
-    free(cert);
-    free(key);
-    free(root);
-    free(db);
     return 0;
 }
 
 static inline int
 t_teardown(void **state)
 {
-    char *cmd = xasprintf("rm -rf %s", T.dir);
     size_t i;
 
     for (i = 0; i < T.nv; i++)
         free(T.v[i]);
     acme_ctx_free(T.ctx);
-    store_close(T.store);
     att_verifier_free(T.att);
-    pki_ca_free(T.ca);
-    cfg_free(T.cfg);
+    acme_fixture_close(T.dir, T.cfg, T.ca, T.store);
     EVP_PKEY_free(T.acct1.key);
     EVP_PKEY_free(T.acct2.key);
     clk_set_fixed(-1);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup of %s failed\n", T.dir);
-    free(cmd);
     return 0;
 }
 
