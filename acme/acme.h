@@ -131,6 +131,11 @@ struct acme_deps {
     void *event_arg;
     acme_defer_fn *defer;             /* required when mdm != NULL */
     void *defer_arg;
+    /* Worker threads that may block at once in a challenge response waiting
+       for its validation (acme.challenges.answer_wait), 0 = none. Keep it below the
+       threads that run acme_validation_done, or waiters starve their own
+       wake-up. Fixed by the first ctx: later ones share its registry. */
+    int chall_waiters;
     /* Configuration reload: the ctx being replaced, whose nonces and rate
        limiter the new ctx shares (refcounted), so clients mid-flow keep
        working. NULL = fresh state. Borrowed for the call. */
@@ -159,8 +164,9 @@ void acme_respond_problem(struct acme_ctx *ctx, const struct acme_request *req,
 
 /*
  * Completes a validation: ok, or failed with prob (type/detail for the
- * challenge's error). Updates challenge, authorization and order atomically.
- * May block on the store. Frees v.
+ * challenge's error). Updates challenge, authorization and order atomically,
+ * then wakes a challenge response waiting for it. May block on the store.
+ * Frees v.
  */
 void acme_validation_done(struct acme_ctx *ctx, struct acme_validation *v, bool ok,
                           const struct acme_problem *prob);
@@ -171,6 +177,21 @@ void acme_validation_done(struct acme_ctx *ctx, struct acme_validation *v, bool 
  * back to `ready`). 0/-1.
  */
 int acme_recover(struct acme_ctx *ctx, char err[ERR_LEN]);
+
+/*
+ * Nonces across a graceful restart (nonce_state.c). While the server is down
+ * the nonce key, counter and unused window wait in <data_dir>/nonces.state
+ * (0600). The next start removes the file before adopting it, so after a
+ * crash there is no file and every nonce issued before is refused.
+ *
+ * acme_nonces_restore: once at start-up on a ctx made without `share`,
+ * before any request is served. Logs what it did; a missing or refused file
+ * leaves the fresh key (it never fails the start).
+ * acme_nonces_save: at graceful shutdown, once no thread can issue or spend
+ * a nonce any more (event loops joined, worker pool drained). 0/-1 with err.
+ */
+void acme_nonces_restore(struct acme_ctx *ctx);
+int acme_nonces_save(struct acme_ctx *ctx, char err[ERR_LEN]);
 
 /* Directory URLs of every policy, for the start-up banner (caller frees each and the array). */
 char **acme_directory_urls(const struct acme_ctx *ctx, size_t *n);

@@ -1,8 +1,8 @@
 /*
  * acme internals shared by the module's files and its unit tests. Two groups
  * of files meet here:
- *   core      (problem.c json.c nonce.c jws.c router.c directory.c account.c
- *              eab.c keychange.c ctx.c)
+ *   core      (problem.c json.c nonce.c nonce_state.c jws.c router.c directory.c
+ *              account.c eab.c keychange.c ctx.c chall_wait.c)
  *   resources (order.c authz.c challenge.c device_attest.c finalize.c cert.c
  *              revoke.c recover.c renewal.c)
  * The core authenticates a request and hands the handler a struct acme_rq;
@@ -40,6 +40,7 @@
 struct acme_nonces;
 struct acme_ratelimit;
 struct acme_state;
+struct acme_cwait;
 
 struct acme_ctx {
     const struct cfg *cfg;
@@ -52,7 +53,8 @@ struct acme_ctx {
     void *validate_arg;
     struct acme_nonces *nonces;
     struct acme_ratelimit *rate;   /* orders per account per hour */
-    struct acme_state *state;      /* owns nonces and rate; shared across reloads */
+    struct acme_cwait *cwait;      /* challenge answers waiting for their validation */
+    struct acme_state *state;      /* owns nonces, rate and cwait; shared across reloads */
     struct mdm_engine *mdm;        /* NULL: no signal source configured */
     acme_event_fn *event;          /* NULL: no event sink */
     void *event_arg;
@@ -102,18 +104,92 @@ void acme_resp_header_take(struct acme_response *resp, const char *name, char *v
 void acme_resp_header(struct acme_response *resp, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* ---- nonce.c: in-memory, single use, never written to the store ---- */
+/* ---- nonce.c: in memory, single use, never written to the store ---- */
 /*
  * Nonces are an HMAC-authenticated 64-bit counter: a sliding window of the
- * last `window` issued counters records which are still unused. A restart
- * draws a new HMAC key, so no nonce survives it (clients retry on badNonce).
+ * last `window` issued counters records which are still unused. Only a
+ * graceful shutdown hands key and window on to the next start (nonce_state.c);
+ * any other restart draws a new key, so no nonce survives it (clients retry
+ * on badNonce).
  */
+/* Largest window (counters); bounds a saved state's bitmap to this / 8 bytes. */
+#define ACME_NONCE_MAX_WINDOW ((size_t)1 << 24)
+/* window is rounded up to a power of two (64 .. ACME_NONCE_MAX_WINDOW). NULL: no key. */
 struct acme_nonces *acme_nonces_new(size_t window);
 void acme_nonces_free(struct acme_nonces *n);
 /* A fresh nonce (base64url, caller frees). Thread-safe. */
 char *acme_nonce_issue(struct acme_nonces *n);
-/* True exactly once for a nonce this process issued and that is still in the window. */
+/* True exactly once for a nonce this key issued and that is still in the window. */
 bool acme_nonce_consume(struct acme_nonces *n, const char *nonce);
+
+/* The whole nonce state, on its way to or from disk. */
+struct acme_nonce_snap {
+    unsigned char key[32]; /* HMAC key: secret, wiped by acme_nonce_snap_clear */
+    uint64_t next;         /* counter of the next nonce to issue (>= 1) */
+    size_t window;         /* bitmap size in counters, a power of two */
+    uint64_t *bits;        /* window / 64 words, bit (c % window) set while c is unused */
+};
+/* Copies n's state into snap (caller clears it). Meaningful only when no thread uses n. */
+void acme_nonces_snapshot(struct acme_nonces *n, struct acme_nonce_snap *snap);
+/*
+ * Replaces n's key and counter with snap's (a checked snapshot) and keeps
+ * its unused counters that fall inside n's window; *carried says how many.
+ * Only before n serves: threads computing a MAC meanwhile would use a freed
+ * key. 0/-1 (HMAC setup failed, n unchanged).
+ */
+int acme_nonces_adopt(struct acme_nonces *n, const struct acme_nonce_snap *snap, size_t *carried);
+/* Wipes the key and frees the bitmap. NULL-safe; snap is empty afterwards. */
+void acme_nonce_snap_clear(struct acme_nonce_snap *snap);
+
+/* ---- nonce_state.c: the nonce state across a graceful restart ---- */
+/* Encodes snap in the file layout; *out (len bytes, holds the key): caller wipes and frees. */
+void acme_nonce_snap_fmt(const struct acme_nonce_snap *snap, unsigned char **out, size_t *len);
+/*
+ * Decodes a state file's bytes (name is for err only) into snap, checking
+ * every field: magic, version, lengths, window, counter. 0/-1 with err; on
+ * -1 snap is empty.
+ */
+int acme_nonce_snap_parse(const char *name, const unsigned char *p, size_t len,
+                          struct acme_nonce_snap *snap, char err[ERR_LEN]);
+/* Writes n's state to path atomically, mode 0600; *unused: nonces it carries. 0/-1 with err. */
+int acme_nonce_state_save(struct acme_nonces *n, const char *path, size_t *unused,
+                          char err[ERR_LEN]);
+/*
+ * Consumes path: reads it, removes it and fsyncs the directory, and only then
+ * adopts it into n (*carried unused nonces). 1 adopted; 0 no file; -1 the
+ * file was refused (err says why, n keeps its fresh key; the file is removed
+ * unless removing it is what failed).
+ */
+int acme_nonce_state_restore(struct acme_nonces *n, const char *path, size_t *carried,
+                             char err[ERR_LEN]);
+
+/* ---- chall_wait.c: challenge answers waiting for their validation to settle ---- */
+/* One waiter, in the waiting thread's storage (its stack) from enter to the end of wait. */
+struct acme_cwaiter {
+    char chall_id[ACME_MAX_ID];
+    bool settled;              /* set by acme_cwait_wake; under the registry's mutex */
+    struct acme_cwaiter *next;
+};
+/*
+ * A registry letting at most max_waiters threads wait at once (<= 0: none).
+ * Thread-safe. acme_cwait_free (NULL-safe) only once nobody waits.
+ */
+struct acme_cwait *acme_cwait_new(int max_waiters);
+void acme_cwait_free(struct acme_cwait *w);
+/*
+ * Registers me (caller storage) for chall_id: 0, and the caller must call
+ * acme_cwait_wait on every path; 1 when max_waiters already wait or w is
+ * NULL (answer at once). Enter before handing the validation out, so its
+ * settlement cannot come first unseen.
+ */
+int acme_cwait_enter(struct acme_cwait *w, struct acme_cwaiter *me, const char *chall_id);
+/*
+ * Blocks (never on an event loop) until chall_id is woken or timeout_ms
+ * (monotonic) passed, then unregisters me. 0 settled, 1 timed out.
+ */
+int acme_cwait_wait(struct acme_cwait *w, struct acme_cwaiter *me, int64_t timeout_ms);
+/* Marks and wakes every waiter of chall_id (none: nothing happens). Any thread. */
+void acme_cwait_wake(struct acme_cwait *w, const char *chall_id);
 
 /* ---- jws.c ---- */
 struct acme_jws {

@@ -224,6 +224,8 @@ acme_validation_done(struct acme_ctx *ctx, struct acme_validation *v, bool ok,
     else
         log_info("acme", "authz %s challenge %s %s", v->authz_id, v->chall_id,
                  ok ? "valid" : "invalid");
+    /* After the commit: the woken answer reads the challenge as settled (or, lost, processing). */
+    acme_cwait_wake(ctx->cwait, v->chall_id);
     free(v);
 }
 
@@ -259,6 +261,41 @@ start_once(struct acme_rq *rq, struct acme_authz *a, const char *chall_id,
     return rc;
 }
 
+/*
+ * Hands the started validation out and, when acme.challenges.answer_wait allows and a
+ * waiter slot is free, waits for it to settle, then rereads *a so the answer
+ * shows the challenge as stored now (S-10: valid, or invalid with its error;
+ * still processing when the bound passed). Runs on a pool thread (acme_handle).
+ */
+static void
+validate_and_wait(struct acme_rq *rq, struct acme_authz *a, size_t idx)
+{
+    struct acme_ctx *ctx = rq->ctx;
+    struct acme_cwaiter me;
+    struct acme_authz now = {0};
+    struct acme_problem p = {0};
+    int64_t t0 = clk_mono_ms();
+    bool waiting = ctx->cfg->acme.challenge_wait > 0 &&
+                   acme_cwait_enter(ctx->cwait, &me, a->ch[idx].id) == 0;
+    int late;
+
+    /* The validator owns v from here and calls acme_validation_done later. */
+    ctx->validate(ctx->validate_arg, acme_validation_build(a, &a->ch[idx]));
+    if (!waiting)
+        return;
+    late = acme_cwait_wait(ctx->cwait, &me, ctx->cfg->acme.challenge_wait);
+    log_debug("acme", "authz %s challenge %s: %s after %lld ms", a->id, me.chall_id,
+              late ? "still processing" : "settled", (long long)(clk_mono_ms() - t0));
+    if (acme_authz_load(ctx, a->id, &now, &p) != 0) {
+        /* The validation goes on; the copy's `processing` is still a true answer. */
+        log_warn("acme", "authz %s: reread after waiting failed: %s", a->id, p.detail);
+        acme_authz_clear(&now);
+        return;
+    }
+    acme_authz_clear(a);
+    *a = now;
+}
+
 /* Z-2: the client's response to a network challenge. */
 static int
 respond_network(struct acme_rq *rq, struct acme_authz *a, struct acme_problem *prob)
@@ -285,12 +322,16 @@ respond_network(struct acme_rq *rq, struct acme_authz *a, struct acme_problem *p
             acme_problem_set(prob, "serverInternal", 500, "authorization kept changing; retry");
         return -1;
     }
-    idx = acme_authz_find_chall(a, chall_id);
     if (rc == 0) {
+        idx = acme_authz_find_chall(a, chall_id);
         log_info("acme", "authz %s challenge %s %s started", a->id, chall_id,
                  acme_chall_type_str[a->ch[idx].type]);
-        /* The validator owns v from here and calls acme_validation_done later. */
-        rq->ctx->validate(rq->ctx->validate_arg, acme_validation_build(a, &a->ch[idx]));
+        validate_and_wait(rq, a, (size_t)idx);
+    }
+    idx = acme_authz_find_chall(a, chall_id);
+    if (idx < 0) {
+        acme_problem_set(prob, "serverInternal", 500, "challenge vanished");
+        return -1;
     }
     acme_chall_respond(rq, a, &a->ch[idx]);
     return 0;

@@ -36,19 +36,29 @@ acme_policy_ca(const struct acme_ctx *ctx, const struct cfg_policy *pol)
     return NULL;
 }
 
-/* Nonces and rate limits outlive a configuration reload: every ctx sharing them holds a ref. */
+/*
+ * Nonces, rate limits and the challenge wait registry outlive a configuration
+ * reload: every ctx sharing them holds a ref. Sharing the registry means a
+ * waiter and the settlement it waits for meet whichever ctx each runs on
+ * (the server settles through the ctx that started a validation, but nothing
+ * in acme_validation_done's contract requires it), and since waiters and
+ * settlements both hold a ctx, the registry outlives them.
+ */
 struct acme_state {
     atomic_int refs;
 };
 
 static int
-state_attach(struct acme_ctx *ctx, const struct acme_ctx *share, char err[ERR_LEN])
+state_attach(struct acme_ctx *ctx, const struct acme_deps *deps, char err[ERR_LEN])
 {
+    const struct acme_ctx *share = deps->share;
+
     if (share != NULL && share->state != NULL) {
         atomic_fetch_add(&share->state->refs, 1);
         ctx->state = share->state;
         ctx->nonces = share->nonces;
         ctx->rate = share->rate;
+        ctx->cwait = share->cwait;
         return 0;
     }
     ctx->nonces = acme_nonces_new(NONCE_WINDOW);
@@ -57,6 +67,7 @@ state_attach(struct acme_ctx *ctx, const struct acme_ctx *share, char err[ERR_LE
         return -1;
     }
     ctx->rate = acme_ratelimit_new();
+    ctx->cwait = acme_cwait_new(deps->chall_waiters);
     ctx->state = xcalloc(1, sizeof(*ctx->state));
     atomic_init(&ctx->state->refs, 1);
     return 0;
@@ -69,6 +80,7 @@ state_detach(struct acme_ctx *ctx)
         return;
     acme_nonces_free(ctx->nonces);
     acme_ratelimit_free(ctx->rate);
+    acme_cwait_free(ctx->cwait);
     free(ctx->state);
 }
 
@@ -148,7 +160,7 @@ acme_ctx_new(const struct acme_deps *deps, char err[ERR_LEN])
             goto err;
         }
     }
-    if (state_attach(ctx, deps->share, err) != 0)
+    if (state_attach(ctx, deps, err) != 0)
         goto err;
     ctx->keys = acme_keycache_new();
     ctx_fixed_texts(ctx);

@@ -44,7 +44,7 @@ check_network(const struct acme_order *o, const struct pki_csr *csr, struct acme
 {
     size_t i;
 
-    if (csr->nemails + csr->nuris + csr->nperm_ids > 0)
+    if (csr->nemails + csr->nuris + csr->nperm_ids + csr->nhw_modules > 0)
         goto extra_type;
     for (i = 0; i < csr->ndns; i++)
         if (!order_has(o, ACME_ID_DNS, csr->dns[i])) {
@@ -75,6 +75,32 @@ extra_type:
     return -1;
 }
 
+/*
+ * DA-6: a HardwareModuleName in the CSR, rebuilt as "hwSerialNum/hwType", is
+ * byte for byte a hardware-module identifier of the order (no case folding).
+ */
+static int
+check_hw_modules(const struct acme_order *o, const struct pki_csr *csr, struct acme_problem *prob)
+{
+    const char *want = o->ids[0].value;
+    size_t i, k;
+
+    for (k = 0; k < csr->nhw_modules; k++) {
+        if (order_has(o, ACME_ID_HARDWARE, csr->hw_modules[k]))
+            continue;
+        for (i = 0; i < o->nids; i++)
+            if (o->ids[i].type == ACME_ID_HARDWARE) {
+                want = o->ids[i].value;
+                break;
+            }
+        acme_problem_set(prob, "badCSR", 400,
+                         "CSR HardwareModuleName %.160s does not match the order identifier %.160s",
+                         csr->hw_modules[k], want);
+        return -1;
+    }
+    return 0;
+}
+
 /* DA-6, DA-17, §8 step 10: device names and the attested key. */
 static int
 check_device(const struct acme_order *o, const struct acme_authz *az, const struct pki_csr *csr,
@@ -99,6 +125,8 @@ check_device(const struct acme_order *o, const struct acme_authz *az, const stru
             return -1;
         }
     }
+    if (check_hw_modules(o, csr, prob) != 0)
+        return -1;
     if (csr->cn != NULL && csr->cn[0] != '\0' && !order_has(o, o->ids[0].type, csr->cn)) {
         acme_problem_set(prob, "badCSR", 400,
                          "CSR common name must be empty or the device identifier");
@@ -226,6 +254,14 @@ issue_rendered(struct acme_rq *rq, const struct acme_order *o, const struct pki_
     return -1;
 }
 
+/* The SAN each identifier type becomes in the built-in profile. */
+static const enum pki_san_type san_type[ACME_ID__MAX] = {
+    [ACME_ID_DNS] = PKI_SAN_DNS,
+    [ACME_ID_IP] = PKI_SAN_IP,
+    [ACME_ID_PERMANENT] = PKI_SAN_PERMANENT_ID,
+    [ACME_ID_HARDWARE] = PKI_SAN_HW_MODULE,
+};
+
 /* Builds the built-in certificate profile and signs it. */
 static int
 issue(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
@@ -243,11 +279,10 @@ issue(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
     int rc;
 
     for (i = 0; i < o->nids; i++) {
-        sans[i].type = o->ids[i].type == ACME_ID_DNS  ? PKI_SAN_DNS
-                       : o->ids[i].type == ACME_ID_IP ? PKI_SAN_IP
-                                                      : PKI_SAN_PERMANENT_ID;
+        sans[i].type = san_type[o->ids[i].type];
+        /* DA-5: HardwareModuleName takes "serial/type-OID" whole; pki splits it. */
         sans[i].value = o->ids[i].value;
-        if (!acme_id_is_device(o->ids[i].type))
+        if (o->ids[i].type != ACME_ID_PERMANENT)
             continue;
         /* DA-4: identifierValue is the device part; pki writes no assigner OID. */
         acme_ident_device_part(&o->ids[i], dev[i], sizeof(dev[i]));

@@ -69,6 +69,8 @@ acme_issue_render(struct acme_rq *rq, const struct acme_order *o, const struct a
     in.nmdm = nmdm;
     in.eab_kid = rq->acct.eab_kid[0] != '\0' ? rq->acct.eab_kid : NULL;
     in.csr = csr;
+    /* A hardware_module_name SAN takes the ordered "serial/type-OID" whole (DA-5). */
+    in.identifier = acme_id_is_device(o->ids[0].type) ? o->ids[0].value : NULL;
     if (pol_render(rq->ctx->cfg, rq->policy, &in, clk_now(), req, store, err) != 0) {
         /* The template names the variable that had no value: the client can act on it. */
         acme_problem_set(prob, "badCSR", 400, "%s", err);

@@ -3,6 +3,7 @@
  * base64url(counter(8, big-endian) || HMAC-SHA256(key, counter)[0..16]): the
  * MAC makes it unforgeable, the counter indexes a bitmap of the last `window`
  * issued values, so memory stays fixed and each nonce is accepted once.
+ * Snapshots and adoption of that state serve nonce_state.c (graceful restart).
  */
 #include "acme/acme_int.h"
 
@@ -28,7 +29,7 @@ acme_nonces_new(size_t window)
     size_t w = 64;
 
     /* A power of two (at least one word) keeps the slot arithmetic simple. */
-    while (w < window && w < ((size_t)1 << 30))
+    while (w < window && w < ACME_NONCE_MAX_WINDOW)
         w <<= 1;
     n = xcalloc(1, sizeof(*n));
     if (rand_bytes(n->key, sizeof(n->key)) != 0) {
@@ -121,4 +122,67 @@ acme_nonce_consume(struct acme_nonces *n, const char *nonce)
 out:
     free(raw);
     return ok;
+}
+
+void
+acme_nonces_snapshot(struct acme_nonces *n, struct acme_nonce_snap *snap)
+{
+    pthread_mutex_lock(&n->mu);
+    memcpy(snap->key, n->key, sizeof(snap->key));
+    snap->next = n->next;
+    snap->window = n->window;
+    snap->bits = xmalloc(n->window / 8);
+    memcpy(snap->bits, n->bits, n->window / 8);
+    pthread_mutex_unlock(&n->mu);
+}
+
+static bool
+bit_get(const uint64_t *bits, size_t slot)
+{
+    return (bits[slot / 64] >> (slot % 64)) & 1;
+}
+
+int
+acme_nonces_adopt(struct acme_nonces *n, const struct acme_nonce_snap *snap, size_t *carried)
+{
+    struct pki_hmac *mac = pki_hmac_new(snap->key, sizeof(snap->key)), *old_mac;
+    size_t keep = n->window < snap->window ? n->window : snap->window, slot, cnt = 0;
+    uint64_t *bits, *old_bits, c, lo;
+
+    if (mac == NULL) {
+        log_err("acme", "nonce key: HMAC setup failed");
+        return -1;
+    }
+    bits = xcalloc(n->window / 64, sizeof(uint64_t));
+    /* Only counters inside both windows: older ones were refused before, or are now. */
+    lo = snap->next > keep ? snap->next - keep : 1;
+    for (c = lo; c < snap->next; c++) {
+        if (!bit_get(snap->bits, (size_t)(c & (snap->window - 1))))
+            continue;
+        slot = (size_t)(c & (n->window - 1));
+        bits[slot / 64] |= (uint64_t)1 << (slot % 64);
+        cnt++;
+    }
+    pthread_mutex_lock(&n->mu);
+    memcpy(n->key, snap->key, sizeof(n->key));
+    n->next = snap->next;
+    old_mac = n->mac;
+    n->mac = mac;
+    old_bits = n->bits;
+    n->bits = bits;
+    pthread_mutex_unlock(&n->mu);
+    pki_hmac_free(old_mac);
+    free(old_bits);
+    *carried = cnt;
+    return 0;
+}
+
+void
+acme_nonce_snap_clear(struct acme_nonce_snap *snap)
+{
+    if (snap == NULL)
+        return;
+    secure_wipe(snap->key, sizeof(snap->key));
+    free(snap->bits);
+    memset(snap, 0, sizeof(*snap));
 }

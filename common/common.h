@@ -1,6 +1,7 @@
 /*
  * common: the small utilities every module shares. Allocation that aborts on
- * out-of-memory, logging, base64url, hex, growable buffers, and the two seams
+ * out-of-memory, logging, base64url, hex, growable buffers, atomic whole-file
+ * writes and bounded reads, and the two seams
  * tests replace: the clock and the random source.
  */
 #ifndef ACMESRV_COMMON_H
@@ -10,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -109,6 +111,32 @@ typedef int rand_fn(void *buf, size_t n);
 int rand_bytes(void *buf, size_t n);
 /* Tests: replace the source; NULL restores getrandom. */
 void rand_set_source(rand_fn *fn);
+
+/* ---- whole files (common/file.c) ---- */
+/*
+ * Replaces path with len bytes of data, atomically: a temporary file in the
+ * same directory (created 0600, never through a symbolic link) is written,
+ * given mode, fsynced and renamed over path, then the directory is fsynced.
+ * Readers see the old or the new file, never a partial one. 0/-1 with err;
+ * -1 after the rename (directory fsync failed) leaves the new file in place.
+ */
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                      char err[ERR_LEN]);
+/*
+ * Reads a whole regular file (never a symbolic link) of at most max bytes
+ * into a new NUL-terminated buffer (*out, caller frees; the NUL is not
+ * counted in *len). When secret, the file must not be accessible by group or
+ * others. 0/-1 with err.
+ */
+int file_read(const char *path, size_t max, bool secret, char **out, size_t *len,
+              char err[ERR_LEN]);
+/* fsyncs the directory holding path, making a rename or unlink in it durable. 0/-1 with err. */
+int file_fsync_dir(const char *path, char err[ERR_LEN]);
+/*
+ * Removes what a crash in file_write_atomic(path) can leave behind (its
+ * temporary files, which may hold a key); returns how many went.
+ */
+size_t file_remove_stale_tmp(const char *path);
 
 /* ---- strings ---- */
 /* Parses a whole decimal string into [min,max]. 0/-1 (never atoi). */

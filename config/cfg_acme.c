@@ -1,7 +1,8 @@
 /*
  * config section `acme`: protocol knobs shared by every enrollment policy:
- * challenge validation (resolver, ports, retries), order and authorization
- * lifetimes, per-account limits and the directory's meta object.
+ * challenge validation (resolver, ports, retries) and how long a challenge
+ * response waits for its outcome, order and authorization lifetimes,
+ * per-account limits and the directory's meta object.
  */
 #include "config/cfg_int.h"
 
@@ -18,6 +19,9 @@ static const struct cfg_key challenge_keys[] = {
      CFG_FIELD(struct cfg_acme, validation_timeout)},
     {.name = "retry_delay", .type = CFG_T_DURATION, .def = "2s", .min = 0, .max = 3600,
      CFG_FIELD(struct cfg_acme, validation_retry_delay)},
+    /* 10s at most: a waiting answer holds a worker thread (see acme/chall_wait.c). */
+    {.name = "answer_wait", .type = CFG_T_DURATION_MS, .def = "250ms", .min = 0, .max = 10000,
+     CFG_FIELD(struct cfg_acme, challenge_wait)},
     {0},
 };
 

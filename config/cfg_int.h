@@ -70,6 +70,7 @@ enum cfg_type {
     CFG_T_INT,      /* decimal in [min,max]; CFG_K_AUTO adds "auto" = 0 */
     CFG_T_BOOL,     /* true | false */
     CFG_T_DURATION, /* clk_parse_duration() seconds in [min,max] */
+    CFG_T_DURATION_MS, /* milliseconds ("250", "250ms") or a duration ("2s") in [min,max] ms */
     CFG_T_SIZE,     /* bytes, optional k/m/g suffix, in [min,max] */
     CFG_T_ENUM,     /* one of `names`; stores the index, or a copy for char * fields */
     CFG_T_FLAGS,    /* list of `names`; stores OR of 1u << index; at least `min` items */

@@ -100,6 +100,15 @@ static void fmt_duration(long long v, char out[32])
         snprintf(out, 32, "%llds", v);
 }
 
+/* Sub-second bounds stay in ms; whole seconds print like other durations ("0ms", "10s"). */
+static void fmt_duration_ms(long long v, char out[32])
+{
+    if (v != 0 && v % 1000 == 0)
+        fmt_duration(v / 1000, out);
+    else
+        snprintf(out, 32, "%lldms", v);
+}
+
 static int expect(struct cfg_ctx *ctx, const struct cfg_key *k, const struct cfg_node *n,
                   const char *path)
 {
@@ -116,6 +125,10 @@ static int expect(struct cfg_ctx *ctx, const struct cfg_key *k, const struct cfg
     case CFG_T_DURATION:
         fmt_duration(k->min, a);
         fmt_duration(k->max, b);
+        return cfg_fail(ctx, n->line, path, "expected a duration from %s to %s", a, b);
+    case CFG_T_DURATION_MS:
+        fmt_duration_ms(k->min, a);
+        fmt_duration_ms(k->max, b);
         return cfg_fail(ctx, n->line, path, "expected a duration from %s to %s", a, b);
     case CFG_T_SIZE:
         return cfg_fail(ctx, n->line, path, "expected a size from %lld to %lld (bytes, k or m)",
@@ -151,6 +164,29 @@ static int parse_size(const char *s, long long *out)
     return 0;
 }
 
+/*
+ * Milliseconds: plain digits or an "ms" suffix are milliseconds; s/m/h/d go
+ * through clk_parse_duration, so the units mean what they mean everywhere else.
+ */
+static int parse_duration_ms(const char *s, long long *out)
+{
+    char num[32];
+    size_t n = strlen(s);
+    int64_t d;
+    if (n == 0 || n >= sizeof(num) || !isdigit((unsigned char)s[0]))
+        return -1;
+    if (isdigit((unsigned char)s[n - 1]) || (n > 2 && strcmp(s + n - 2, "ms") == 0)) {
+        memcpy(num, s, n + 1);
+        if (!isdigit((unsigned char)s[n - 1]))
+            num[n - 2] = '\0';
+        return str_to_ll(num, 0, INT64_MAX, out);
+    }
+    if (clk_parse_duration(s, &d) != 0 || d > INT64_MAX / 1000)
+        return -1;
+    *out = d * 1000;
+    return 0;
+}
+
 static int parse_number(const struct cfg_key *k, const char *s, long long *v)
 {
     int64_t d;
@@ -167,6 +203,10 @@ static int parse_number(const struct cfg_key *k, const char *s, long long *v)
         if (!isdigit((unsigned char)s[0]) || clk_parse_duration(s, &d) != 0)
             return -1;
         *v = d;
+        break;
+    case CFG_T_DURATION_MS:
+        if (parse_duration_ms(s, v) != 0)
+            return -1;
         break;
     case CFG_T_SIZE:
         if (parse_size(s, v) != 0)

@@ -20,8 +20,8 @@
 const char *const cfg_tpl_vars[] = {
     "/csr/subject/commonname", "/csr/san/dnsname", "/csr/san/email", "/csr/san/rfc822name",
     "/csr/san/uri", "/csr/san/othername", "/attest/serial", "/attest/udid", "/attest/os_version",
-    "/attest/sepos_version", "/device/serial", "/device/udid", "/policy/name", "/account/eab_kid",
-    NULL,
+    "/attest/sepos_version", "/device/serial", "/device/udid", "/device/identifier",
+    "/policy/name", "/account/eab_kid", NULL,
 };
 
 /* Bit i is RFC 5280 KeyUsage bit i, as PKI_KU_* (pki/pki.h). */
@@ -32,7 +32,7 @@ static const char *const key_names[] = {"P-256", "P-384", "RSA-2048", "RSA-3072"
                                         "RSA-4096", "Ed25519", NULL};
 /* Indexed by enum cfg_san_kind. */
 static const char *const san_names[] = {"dns", "ip", "email", "uri", "permanent_identifier",
-                                        "upn", NULL};
+                                        "upn", "hardware_module_name", NULL};
 _Static_assert(nitems(san_names) == CFG_SAN__MAX + 1, "san_names[] mirrors enum cfg_san_kind");
 /* OpenSSL short names pki/ resolves with OBJ_txt2obj. */
 static const char *const eku_names[] = {"serverAuth", "clientAuth", "codeSigning",
@@ -262,8 +262,8 @@ static int add_san(struct cfg_ctx *ctx, struct cfg_template *t, unsigned kind,
     return 0;
 }
 
-/* {dns: [..], email: [..], uri: [..], ip: [..], permanent_identifier: x, upn: x}; each a
- * string or a list of strings. */
+/* {dns: [..], email: [..], uri: [..], ip: [..], permanent_identifier: x, upn: x,
+ * hardware_module_name: x}; each a string or a list of strings. */
 static int parse_san(struct cfg_ctx *ctx, const struct cfg_key *key, const struct cfg_node *node,
                      const char *path, void *base)
 {
@@ -271,7 +271,7 @@ static int parse_san(struct cfg_ctx *ctx, const struct cfg_key *key, const struc
     char kpath[CFG_PATH_LEN], ipath[CFG_PATH_LEN + 24];
     if (node->type != CFG_NODE_MAP)
         return cfg_fail(ctx, node->line, path, "expected a map of dns|ip|email|uri|"
-                                                "permanent_identifier|upn");
+                                                "permanent_identifier|upn|hardware_module_name");
     if (t->sans == NULL)
         t->sans = xcalloc(TPL_MAX_ITEMS, sizeof(*t->sans));
     for (size_t i = 0; i < node->n; i++) {
@@ -283,7 +283,7 @@ static int parse_san(struct cfg_ctx *ctx, const struct cfg_key *key, const struc
         if (san_names[kind] == NULL)
             return cfg_fail(ctx, node->key_lines[i], kpath,
                             "unknown SAN type (expected dns, ip, email, uri, "
-                            "permanent_identifier or upn)");
+                            "permanent_identifier, upn or hardware_module_name)");
         if (v->type != CFG_NODE_SEQ) {
             if (add_san(ctx, t, kind, v, kpath) != 0)
                 return -1;
@@ -442,6 +442,13 @@ int cfg_policy_check_template(struct cfg_ctx *ctx, const struct cfg_node *node, 
     for (size_t i = 0; i < l.t->nsans; i++) {
         if (each_var(l.t->sans[i].value, link_var, &l, &why) != 0)
             return -1;
+        /* A permanent-identifier value has no type OID: every such issuance would fail. */
+        if (l.t->sans[i].san == CFG_SAN_HW_MODULE && (p->identifiers & CFG_ID_PERMANENT) &&
+            strstr(l.t->sans[i].value, "${/device/identifier}") != NULL)
+            return cfg_fail(ctx, l.line, kpath,
+                            "template %s: hardware_module_name from ${/device/identifier} needs a "
+                            "policy without permanent-identifier",
+                            l.t->name);
     }
     if (l.t->key_types != 0 && (l.t->key_types & p->key_types) == 0)
         return cfg_fail(ctx, l.line, kpath,

@@ -61,6 +61,8 @@ struct cfg_acme {
     int validation_attempts;  /* tries before a challenge is invalid, default 3 */
     int validation_timeout;   /* seconds per try, default 10 */
     int validation_retry_delay; /* seconds between tries, default 2 */
+    int challenge_wait;       /* ms a challenge response waits for its validation, default 250;
+                                 0 = answer at once */
     size_t max_identifiers;   /* per order, default 100 */
     int orders_per_hour;      /* per account, 0 = unlimited; default 300 */
     int max_json_depth;       /* nesting of request JSON, default 16 (2..64) */
@@ -198,6 +200,7 @@ enum cfg_san_kind {
     CFG_SAN_URI,
     CFG_SAN_PERMANENT_ID,
     CFG_SAN_UPN,
+    CFG_SAN_HW_MODULE, /* hardware_module_name: "serial/type-OID" */
     CFG_SAN__MAX
 };
 

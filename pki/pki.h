@@ -146,6 +146,9 @@ struct pki_csr {
     size_t nuris;
     char **perm_ids; /* permanentIdentifier otherName SANs (RFC 4043 identifierValue) */
     size_t nperm_ids;
+    char **hw_modules; /* HardwareModuleName otherName SANs (RFC 4108) rebuilt as
+                          "hwSerialNum/hwType", the hardware-module identifier form */
+    size_t nhw_modules;
     char spki_sha256[65]; /* hex SHA-256 of the request's SubjectPublicKeyInfo DER */
 };
 /*
@@ -195,6 +198,8 @@ enum pki_san_type {
     PKI_SAN_URI,
     PKI_SAN_PERMANENT_ID, /* otherName 1.3.6.1.5.5.7.8.3, RFC 4043 */
     PKI_SAN_UPN,          /* otherName 1.3.6.1.4.1.311.20.2.3 */
+    PKI_SAN_HW_MODULE,    /* otherName 1.3.6.1.5.5.7.8.4, RFC 4108 HardwareModuleName; value
+                             "serial/dotted-OID": hwSerialNum bytes as written, hwType */
     PKI_SAN__MAX
 };
 

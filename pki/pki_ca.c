@@ -172,7 +172,7 @@ static int cert_save(X509 *x, const char *path, char err[ERR_LEN])
 
     if (pem == NULL)
         return -1;
-    rc = pki_write_file_atomic(path, pem, strlen(pem), 0644, err);
+    rc = file_write_atomic(path, pem, strlen(pem), 0644, err);
     free(pem);
     return rc;
 }

@@ -133,7 +133,7 @@ STACK_OF(X509) * pki_read_certs(const char *path, int max, char err[ERR_LEN])
     X509 *x;
     STACK_OF(X509) *sk = NULL;
 
-    if (pki_read_file(path, PKI_FILE_MAX, false, &pem, &len, err) != 0)
+    if (file_read(path, PKI_FILE_MAX, false, &pem, &len, err) != 0)
         return NULL;
     bio = BIO_new_mem_buf(pem, (int)len);
     sk = sk_X509_new_null();

@@ -1,7 +1,8 @@
 /*
  * pki_csr.c: PKCS#10 requests from ACME finalize: bounded DER parsing,
  * self-signature and key-type checks, and extraction of the subject CN and
- * subjectAltNames (DNS, IP, email, URI, RFC 4043 permanentIdentifier).
+ * subjectAltNames (DNS, IP, email, URI, RFC 4043 permanentIdentifier, RFC
+ * 4108 HardwareModuleName).
  */
 #include "pki/pki.h"
 #include "pki/pki_int.h"
@@ -57,33 +58,45 @@ static char *ip_text(const ASN1_OCTET_STRING *s)
     return NULL;
 }
 
-/* Records a permanentIdentifier otherName; other otherName kinds are refused. */
+/*
+ * Records a permanentIdentifier or HardwareModuleName otherName (device-attest
+ * clients may repeat their identifier; finalize compares it with the order);
+ * other otherName kinds are refused.
+ */
 static int othername_add(struct pki_csr *out, const OTHERNAME *on, char err[ERR_LEN])
 {
     char oid[64];
     char *val = NULL;
     const ASN1_TYPE *t = on->value;
+    const unsigned char *der;
+    size_t len;
+    bool hw;
 
     if (OBJ_obj2txt(oid, sizeof(oid), on->type_id, 1) <= 0) {
         pki_set_err(err, "unreadable otherName type in subjectAltName");
         return -1;
     }
-    /* Device-attest clients may repeat HardwareModuleName; the order, not the CSR, shapes it. */
-    if (strcmp(oid, PKI_OID_HW_MODULE_NAME) == 0)
-        return 0;
-    if (strcmp(oid, PKI_OID_PERMANENT_ID) != 0) {
+    hw = strcmp(oid, PKI_OID_HW_MODULE_NAME) == 0;
+    if (!hw && strcmp(oid, PKI_OID_PERMANENT_ID) != 0) {
         pki_set_err(err, "unsupported otherName %s in subjectAltName", oid);
         return -1;
     }
-    if (t == NULL || t->type != V_ASN1_SEQUENCE ||
-        pki_perm_id_parse(ASN1_STRING_get0_data(t->value.sequence),
-                          (size_t)ASN1_STRING_length(t->value.sequence), &val) != 0 ||
-        val == NULL) {
-        pki_set_err(err, "malformed permanentIdentifier in subjectAltName");
-        return -1;
-    }
-    list_push(&out->perm_ids, &out->nperm_ids, val);
+    if (t == NULL || t->type != V_ASN1_SEQUENCE)
+        goto bad;
+    der = ASN1_STRING_get0_data(t->value.sequence);
+    len = (size_t)ASN1_STRING_length(t->value.sequence);
+    if ((hw ? pki_hw_module_parse(der, len, &val) : pki_perm_id_parse(der, len, &val)) != 0 ||
+        val == NULL)
+        goto bad;
+    if (hw)
+        list_push(&out->hw_modules, &out->nhw_modules, val);
+    else
+        list_push(&out->perm_ids, &out->nperm_ids, val);
     return 0;
+bad:
+    pki_set_err(err, "malformed %s in subjectAltName",
+                hw ? "HardwareModuleName" : "permanentIdentifier");
+    return -1;
 }
 
 static int san_add(struct pki_csr *out, const GENERAL_NAME *gn, char err[ERR_LEN])
@@ -267,5 +280,6 @@ void pki_csr_clear(struct pki_csr *csr)
     free_list(csr->emails, csr->nemails);
     free_list(csr->uris, csr->nuris);
     free_list(csr->perm_ids, csr->nperm_ids);
+    free_list(csr->hw_modules, csr->nhw_modules);
     memset(csr, 0, sizeof(*csr));
 }

@@ -37,19 +37,6 @@ void pki_ossl_err(char err[ERR_LEN], const char *what);
 /* printf into err (NULL-safe). */
 void pki_set_err(char err[ERR_LEN], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/*
- * Writes len bytes to path through a temporary file in the same directory,
- * fsync and rename, so readers never see a partial file. The file gets mode. 0/-1.
- */
-int pki_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                          char err[ERR_LEN]);
-/*
- * Reads a whole regular file of at most max bytes into a new NUL-terminated
- * buffer. When secret, the file must not be accessible by group or others. 0/-1.
- */
-int pki_read_file(const char *path, size_t max, bool secret, char **out, size_t *len,
-                  char err[ERR_LEN]);
-
 /* ASN1_TIME to seconds since the epoch. 0/-1. */
 int pki_asn1_time_get(const ASN1_TIME *t, int64_t *out);
 /* The digest a CA key signs with: SHA-256 (P-256, RSA), SHA-384 (P-384), NULL (Ed25519). */
@@ -77,5 +64,12 @@ GENERAL_NAME *pki_san_to_general_name(enum pki_san_type type, const char *value,
  * SEQUENCE. *out is NULL when the optional value is absent. 0/-1.
  */
 int pki_perm_id_parse(const unsigned char *der, size_t len, char **out);
+/*
+ * Reads an RFC 4108 HardwareModuleName from its DER SEQUENCE into *out as
+ * "hwSerialNum/hwType" (dotted OID), the form of a hardware-module identifier.
+ * Refuses a serial that is not 1..1024 bytes of UTF-8 or holds NUL or "/",
+ * since no identifier could rebuild from it. 0/-1 (*out NULL).
+ */
+int pki_hw_module_parse(const unsigned char *der, size_t len, char **out);
 
 #endif

@@ -318,7 +318,7 @@ static int tls_cert_write(const struct pki_ca *ca, const char *leaf_pem, const c
 
     buf_puts(&b, leaf_pem);
     buf_puts(&b, ca->chain_pem);
-    rc = pki_write_file_atomic(cert_path, b.p, b.len, 0644, err);
+    rc = file_write_atomic(cert_path, b.p, b.len, 0644, err);
     buf_free(&b);
     return rc;
 }

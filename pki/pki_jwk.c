@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/param_build.h>
 
 /* A base64url JWK member is refused past this length (8192-bit modulus is 1366 chars). */
@@ -46,7 +47,12 @@ static int decode_member(const char *name, const char *v, unsigned char **out, s
     return 0;
 }
 
-/* Runs OpenSSL's public key check: point on the curve and not at infinity. */
+/*
+ * Partial public key validation (SP 800-56A 5.6.2.3.4): coordinates in range and
+ * the point on the curve, not at infinity. The full check also multiplies by
+ * the group order, which proves nothing more on the prime-order NIST curves
+ * (cofactor 1) and costs as much as a signature verification per new key.
+ */
 static int public_check(EVP_PKEY *key, char err[ERR_LEN])
 {
     int ok;
@@ -56,10 +62,10 @@ static int public_check(EVP_PKEY *key, char err[ERR_LEN])
         pki_ossl_err(err, "EVP_PKEY_CTX_new_from_pkey");
         return -1;
     }
-    ok = EVP_PKEY_public_check(ctx);
+    ok = EVP_PKEY_public_check_quick(ctx);
     EVP_PKEY_CTX_free(ctx);
     if (ok != 1) {
-        pki_ossl_err(err, "EVP_PKEY_public_check");
+        pki_ossl_err(err, "EVP_PKEY_public_check_quick");
         pki_set_err(err, "JWK public key is not valid for its curve");
         return -1;
     }
@@ -257,8 +263,22 @@ static char *canonical_ec(const EVP_PKEY *key)
     }
     if (c == NULL)
         return NULL;
-    x = bn_param_b64u(key, OSSL_PKEY_PARAM_EC_PUB_X, c->coord_len);
-    y = bn_param_b64u(key, OSSL_PKEY_PARAM_EC_PUB_Y, c->coord_len);
+    /*
+     * One read of the encoded point is several times cheaper than two BIGNUM
+     * exports; a key kept in compressed form (from a CSR) takes the slow way.
+     */
+    unsigned char pt[1 + 2 * 66];
+    size_t ptlen = 0;
+    if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &ptlen) ==
+            1 &&
+        ptlen == 1 + 2 * c->coord_len && pt[0] == 0x04) {
+        x = b64u_encode(pt + 1, c->coord_len);
+        y = b64u_encode(pt + 1 + c->coord_len, c->coord_len);
+    } else {
+        ERR_clear_error();
+        x = bn_param_b64u(key, OSSL_PKEY_PARAM_EC_PUB_X, c->coord_len);
+        y = bn_param_b64u(key, OSSL_PKEY_PARAM_EC_PUB_Y, c->coord_len);
+    }
     if (x != NULL && y != NULL)
         json = xasprintf("{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", c->crv, x, y);
     free(x);

@@ -125,7 +125,7 @@ int pki_key_save(const EVP_PKEY *key, const char *path, char err[ERR_LEN])
         pki_ossl_err(err, "BIO_get_mem_data");
         goto out;
     }
-    if (pki_write_file_atomic(path, pem, (size_t)pemlen, 0600, err) != 0)
+    if (file_write_atomic(path, pem, (size_t)pemlen, 0600, err) != 0)
         goto out;
     rc = 0;
 out:
@@ -146,7 +146,7 @@ EVP_PKEY *pki_key_load(const char *path, char err[ERR_LEN])
     size_t len = 0;
     BIO *bio = NULL;
 
-    if (pki_read_file(path, PKI_FILE_MAX, true, &pem, &len, err) != 0)
+    if (file_read(path, PKI_FILE_MAX, true, &pem, &len, err) != 0)
         return NULL;
     bio = BIO_new_mem_buf(pem, (int)len);
     if (bio == NULL) {

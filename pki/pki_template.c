@@ -31,9 +31,9 @@ static const struct field_limit limits[] = {
 #define DEFAULT_LIMIT 128
 
 /* Indexed by enum pki_san_type: names for errors and bounds in bytes. */
-static const char *const san_label[PKI_SAN__MAX] = {"dns", "ip", "email", "uri",
-                                                     "permanent_identifier", "upn"};
-static const size_t san_max[PKI_SAN__MAX] = {253, 45, 254, PKI_TPL_MAX_VALUE, 255, 254};
+static const char *const san_label[PKI_SAN__MAX] = {
+    "dns", "ip", "email", "uri", "permanent_identifier", "upn", "hardware_module_name"};
+static const size_t san_max[PKI_SAN__MAX] = {253, 45, 254, PKI_TPL_MAX_VALUE, 255, 254, 255};
 
 static size_t field_max(const char *field)
 {

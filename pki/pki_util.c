@@ -1,19 +1,15 @@
 /*
  * pki_util.c: the plumbing every pki/ file shares: OpenSSL error reporting,
- * atomic file writes and bounded, permission-checked reads, time conversion,
- * and the SHA-256 / HMAC-SHA256 digests of the public API.
+ * time conversion, and the SHA-256 / HMAC-SHA256 digests of the public API.
+ * Key and certificate files go through common/file.c.
  */
 #include "pki/pki_int.h"
 
-#include <errno.h>
 #include <pthread.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -36,112 +32,6 @@ void pki_ossl_err(char err[ERR_LEN], const char *what)
     pki_set_err(err, "%s: %s", what, reason != NULL ? reason : "failed");
     log_debug("pki", "%s failed: %s", what, reason != NULL ? reason : "no OpenSSL error");
     ERR_clear_error();
-}
-
-static int write_all(int fd, const unsigned char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-int pki_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                          char err[ERR_LEN])
-{
-    int rc = -1, fd = -1;
-    char *tmp = xasprintf("%s.tmp.XXXXXX", path);
-
-    /* mkstemp creates the file 0600, so a key is never briefly world-readable. */
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        pki_set_err(err, "cannot create %s: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
-        pki_set_err(err, "cannot write %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        pki_set_err(err, "cannot close %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        pki_set_err(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        goto out;
-    }
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (rc != 0)
-        unlink(tmp);
-    free(tmp);
-    return rc;
-}
-
-int pki_read_file(const char *path, size_t max, bool secret, char **out, size_t *len,
-                  char err[ERR_LEN])
-{
-    int rc = -1;
-    char *p = NULL;
-    size_t got = 0;
-    struct stat st;
-    /* O_NOFOLLOW and fstat on the open descriptor: the checked file is the one read. */
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-
-    *out = NULL;
-    *len = 0;
-    if (fd < 0) {
-        pki_set_err(err, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        pki_set_err(err, "%s is not a regular file", path);
-        goto out;
-    }
-    if (secret && (st.st_mode & 077) != 0) {
-        pki_set_err(err, "key file %s has mode %04o; must be 0600", path,
-                    (unsigned)(st.st_mode & 07777));
-        goto out;
-    }
-    if ((uintmax_t)st.st_size > max) {
-        pki_set_err(err, "%s is larger than %zu bytes", path, max);
-        goto out;
-    }
-    p = xmalloc((size_t)st.st_size + 1);
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, p + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            pki_set_err(err, "cannot read %s", path);
-            goto out;
-        }
-        got += (size_t)n;
-    }
-    p[got] = '\0';
-    *out = p;
-    *len = got;
-    p = NULL;
-    rc = 0;
-out:
-    if (p != NULL) {
-        secure_wipe(p, got);
-        free(p);
-    }
-    close(fd);
-    return rc;
 }
 
 int pki_asn1_time_get(const ASN1_TIME *t, int64_t *out)

@@ -82,6 +82,8 @@ int pol_var_get(const struct pol_input *in, const char *path, const char **val, 
         v = attest_var(in->claims, path + 8);
     else if (strcmp(path, "/device/serial") == 0 || strcmp(path, "/device/udid") == 0)
         v = attest_var(in->claims, path + 8);
+    else if (strcmp(path, "/device/identifier") == 0)
+        v = in->identifier;
     else if (strncmp(path, "/mdm/", 5) == 0)
         v = mdm_var(in, path + 5);
     else if (strcmp(path, "/policy/name") == 0)

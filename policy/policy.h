@@ -46,6 +46,8 @@ struct pol_input {
     size_t nmdm;
     const char *eab_kid;             /* the account's EAB key id, or NULL */
     const struct pki_csr *csr;       /* parsed CSR (finalize), or NULL (at validation) */
+    const char *identifier;          /* the order's device identifier value as ordered
+                                        ("SERIAL", "SERIAL/1.2.3"), or NULL */
 };
 
 /* Role names held, borrowed from the struct cfg. */

@@ -264,6 +264,8 @@ static int gen_build(void *arg, struct srv_gen *g, const struct acme_ctx *share,
     deps.mdm = g->mdm;
     deps.defer = on_defer;
     deps.defer_arg = g;
+    /* Half the pool may wait; the other half runs the settlements that wake them. */
+    deps.chall_waiters = srv_pool_threads(s->pool) / 2;
     deps.event = srv_events_emit;
     deps.event_arg = s->events;
     deps.share = share;
@@ -288,6 +290,8 @@ static int setup_acme(struct serve *s, char err[ERR_LEN])
     }
     s->rl = srv_reload_new(s->path, s->cfg, g, gen_build, s, s->events);
     cur = srv_gen_get(s->rl);
+    /* It swaps the nonce key, which is only safe before the plane serves. */
+    acme_nonces_restore(cur->acme);
     rc = acme_recover(cur->acme, err);
     srv_gen_put(s->rl, cur);
     return rc;
@@ -328,9 +332,27 @@ static void banner(const struct serve *s)
 }
 
 /*
+ * Called once the loops are joined and the pool has drained: no nonce can be
+ * issued or spent after the snapshot, so the next start may trust it.
+ */
+static void save_nonces(struct serve *s)
+{
+    char err[ERR_LEN] = "";
+    struct srv_gen *g;
+
+    if (s->rl == NULL)
+        return;
+    g = srv_gen_get(s->rl);
+    if (acme_nonces_save(g->acme, err) != 0)
+        log_warn("server", "shutdown: nonces not saved, clients will retry on badNonce: %s", err);
+    srv_gen_put(s->rl, g);
+}
+
+/*
  * Reverse order of setup: nothing new comes in, in-flight requests get
  * shutdown_timeout, the validator stops feeding the pool, the pool drains
- * (its answers go to requests marked gone), and the store commits last.
+ * (its answers go to requests marked gone), the nonce state is saved, and
+ * the store commits last.
  */
 static void serve_free(struct serve *s)
 {
@@ -343,6 +365,7 @@ static void serve_free(struct serve *s)
     }
     srv_reload_quiesce(s->rl);
     srv_pool_free(s->pool);
+    save_nonces(s);
     srv_http_free(s->http);
     srv_reload_free(s->rl);
     srv_events_free(s->events);

@@ -32,6 +32,8 @@ struct srv_pool *srv_pool_new(int nthreads, size_t max_queued, char err[ERR_LEN]
 int srv_pool_submit(struct srv_pool *p, srv_job_fn *fn, void *arg, bool force);
 /* Jobs queued and not yet started (for tests and metrics). */
 size_t srv_pool_queued(struct srv_pool *p);
+/* Threads the pool runs (fixed after srv_pool_new). */
+int srv_pool_threads(const struct srv_pool *p);
 /* Runs every queued job to completion, then joins the threads. NULL-safe. */
 void srv_pool_free(struct srv_pool *p);
 

@@ -110,6 +110,11 @@ size_t srv_pool_queued(struct srv_pool *p)
     return n;
 }
 
+int srv_pool_threads(const struct srv_pool *p)
+{
+    return p->nthreads;
+}
+
 void srv_pool_free(struct srv_pool *p)
 {
     if (p == NULL)

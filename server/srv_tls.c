@@ -83,6 +83,15 @@ SSL_CTX *srv_tls_ctx_new(const char *cert_path, const char *key_path, char err[E
         goto fail;
     }
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    /*
+     * TLS 1.3 sends two session tickets per handshake by default; each is a
+     * serialised, encrypted session and a record of its own. A device that
+     * reconnects needs one to resume, so the second is pure cost per enrollment.
+     */
+    if (SSL_CTX_set_num_tickets(ctx, 1) != 1) {
+        ssl_err(err, "SSL_CTX_set_num_tickets", "");
+        goto fail;
+    }
     return ctx;
 fail:
     SSL_CTX_free(ctx);

@@ -22,6 +22,7 @@ struct acmec {
     enum pki_jws_alg alg;
     acmec_sig_hook_fn *sig_hook;
     unsigned long requests;
+    unsigned long posts; /* JWS-signed requests among them */
 };
 
 void acmec_resp_clear(struct acmec_resp *r)
@@ -138,6 +139,8 @@ static int perform(struct acmec *c, const char *method, const char *url, const c
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
     CURLcode cc = curl_easy_perform(c->curl);
     c->requests++;
+    if (body != NULL)
+        c->posts++;
     if (cc != CURLE_OK) {
         snprintf(err, ERR_LEN, "%s %s: %s", method, url, curl_easy_strerror(cc));
         goto out;
@@ -229,7 +232,12 @@ const char *acmec_kid(const struct acmec *c)
 
 unsigned long acmec_requests(const struct acmec *c)
 {
-    return c->requests;
+    return c != NULL ? c->requests : 0;
+}
+
+unsigned long acmec_posts(const struct acmec *c)
+{
+    return c != NULL ? c->posts : 0;
 }
 
 static int fetch_nonce(struct acmec *c, char err[ERR_LEN])

@@ -46,8 +46,9 @@ void acmec_set_sig_hook(struct acmec *c, acmec_sig_hook_fn *hook);
 const char *acmec_dir(const struct acmec *c, const char *name);
 /* The account URL after acmec_new_account, or NULL. */
 const char *acmec_kid(const struct acmec *c);
-/* Requests served by this client so far (for benchmarks). */
+/* Requests served by this client so far, and the JWS POSTs among them (benchmarks). */
 unsigned long acmec_requests(const struct acmec *c);
+unsigned long acmec_posts(const struct acmec *c);
 
 /*
  * Signed POST of payload (JSON text; NULL = POST-as-GET) to url with `kid`

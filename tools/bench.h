@@ -48,6 +48,7 @@ struct bench_result {
     double ops_per_s;        /* successful operations per second of wall time */
     double p50_ms, p99_ms;   /* latency of successful operations */
     double requests_per_op;  /* HTTP requests a successful operation took */
+    double posts_per_op;     /* of which JWS POSTs (each one a server-side verification) */
     double server_cpu_s;     /* utime+stime the server used during the run, <0 unknown */
     long server_rss_kib;     /* VmRSS after the run, <0 unknown */
     char first_err[ERR_LEN];
@@ -113,8 +114,11 @@ struct bench_crypto {
     double issue_sign_us;   /* certificate signature with the P-256 issuing key */
     double tls_half_us;     /* half a full loopback TLS 1.3 handshake, ECDHE P-256 + ECDSA P-256 */
 };
-/* Times iters rounds of each operation. 0/-1. */
-int bench_crypto_measure(struct bench_crypto *c, int iters, char err[ERR_LEN]);
+/*
+ * Times iters rounds of each operation in CPU time, on `threads` threads at
+ * once (1 = one thread on an idle machine), the mean per operation into c. 0/-1.
+ */
+int bench_crypto_measure(struct bench_crypto *c, int iters, int threads, char err[ERR_LEN]);
 /* Sum for one device flow with posts JWS verifications. */
 double bench_crypto_flow_us(const struct bench_crypto *c, double posts);
 void bench_crypto_print(const struct bench_crypto *c, double posts);

@@ -153,9 +153,11 @@ static int start_attesta(struct env *e, struct bench_proc *p, const char *policy
     char *cfg = xasprintf("%s/attesta.yaml", e->dir), *out = xasprintf("%s/attesta.out", e->dir);
     char *log = xasprintf("%s/attesta.log", e->dir), *yaml = NULL;
     int rc = -1, port;
+    /* A bench account orders thousands of certificates an hour; pebble has no such limit. */
     yaml = xasprintf("server:\n  listen: \"127.0.0.1:0\"\n  data_dir: \"%s/attesta-data\"\n"
                      "storage:\n  driver: sqlite\n"
-                     "acme:\n  challenges:\n    resolver: \"127.0.0.1:%d\"\n"
+                     "acme:\n  limits:\n    orders_per_hour: 0\n"
+                     "  challenges:\n    resolver: \"127.0.0.1:%d\"\n"
                      "    http01_port: %d\n    tls_alpn01_port: %d\n%s",
                      e->dir, e->dns_port, bench_responder_port(e->resp), bench_free_port(),
                      extra ? extra : "");
@@ -281,20 +283,30 @@ static char *device_yaml(const struct env *e)
     return buf_take(&b);
 }
 
-static void device_report(const struct bench_result *r, const struct bench_crypto *c)
+/*
+ * The flow's crypto cost with every core busy is what the server's CPU per flow
+ * (read under the same load) is held against; the idle single-thread figure is
+ * printed beside it so the machine's own slowdown under load stays visible.
+ */
+static void device_report(const struct bench_result *r, const struct bench_crypto *idle,
+                          const struct bench_crypto *busy)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    double posts = r->requests_per_op > 0 ? r->requests_per_op : 7;
-    double cost_us = bench_crypto_flow_us(c, posts);
+    double posts = r->posts_per_op > 0 ? r->posts_per_op : 7;
+    double cost_us = bench_crypto_flow_us(busy, posts);
+    double idle_us = bench_crypto_flow_us(idle, posts);
     double limit = cost_us > 0 ? (double)cores * 1e6 / cost_us : 0;
-    bench_crypto_print(c, posts);
+    printf("with %ld threads busy (one per core):\n", cores);
+    bench_crypto_print(busy, posts);
+    printf("one thread, idle machine: crypto cost per flow %.1f us\n", idle_us);
     printf("crypto-bound limit: %.0f flows/s (%ld cores / %.1f us)\n", limit, cores, cost_us);
     printf("achieved: %.1f flows/s = %.1f%% of the crypto-bound limit\n", r->ops_per_s,
            100 * ratio(r->ops_per_s, limit));
     if (r->server_cpu_s >= 0 && r->ok > 0) {
         double per = r->server_cpu_s * 1e6 / (double)r->ok;
-        printf("server CPU per flow: %.1f us = %.2fx the crypto cost (target <= 1.5x)\n", per,
-               ratio(per, cost_us));
+        printf("server CPU per flow: %.1f us = %.2fx the crypto cost with all cores busy, "
+               "%.2fx the idle single-thread cost (target <= 1.5x)\n",
+               per, ratio(per, cost_us), ratio(per, idle_us));
     }
 }
 
@@ -303,7 +315,7 @@ int bench_cmd_device(struct bench_cli *cli)
     struct env e;
     struct bench_proc ap = {0};
     struct bench_result r = {0};
-    struct bench_crypto c;
+    struct bench_crypto idle, busy;
     char err[ERR_LEN], *apple = NULL, *yaml = NULL;
     int rc = 1;
     if (env_open(&e, cli, false) != 0)
@@ -322,11 +334,12 @@ int bench_cmd_device(struct bench_cli *cli)
     if (cli->mdm_mock)
         printf("mock MDM lookups answered: %lu\n", bench_responder_hits(e.resp));
     /* Measured after the server stopped, so nothing else competes for the CPU. */
-    if (bench_crypto_measure(&c, 400, err) != 0) {
+    if (bench_crypto_measure(&idle, 400, 1, err) != 0 ||
+        bench_crypto_measure(&busy, 400, (int)sysconf(_SC_NPROCESSORS_ONLN), err) != 0) {
         fprintf(stderr, "attesta-bench: crypto: %s\n", err);
         goto out;
     }
-    device_report(&r, &c);
+    device_report(&r, &idle, &busy);
     rc = r.errors > 0 ? 1 : 0;
 out:
     cli->run.apple_ca = NULL;

@@ -57,7 +57,8 @@ struct worker {
     uint32_t *lat; /* microseconds of each successful operation */
     size_t nlat, cap;
     long errors;
-    unsigned long reqs_ok;
+    unsigned long reqs_ok, posts_ok;
+    unsigned long dev_reqs, dev_posts; /* device flows' own clients, so far */
     char first_err[ERR_LEN];
     char err[ERR_LEN];
 };
@@ -232,21 +233,31 @@ out:
     return rc;
 }
 
-/* One simulated Apple device: fresh P-384 key, random serial and UDID. */
+/*
+ * One simulated Apple device as a fleet enrollment sees it: its own TLS
+ * connection and directory fetch, a new ACME account, a fresh P-384 key and a
+ * random serial and UDID. Nothing is carried over from the previous device.
+ */
 static int op_device(struct worker *w)
 {
+    const struct bench_opts *o = w->sh->o;
     char serial[13], hex[17], udid[32];
     struct dflow f = {0};
     int rc = -1;
-    EVP_PKEY *key = pki_key_generate(PKI_KEY_P384, w->err);
+    struct acmec *c = acmec_new(o->directory, o->trust, w->err);
+    EVP_PKEY *account = c != NULL ? pki_key_generate(PKI_KEY_P256, w->err) : NULL;
+    EVP_PKEY *key = account != NULL ? pki_key_generate(PKI_KEY_P384, w->err) : NULL;
     if (key == NULL || rand_label(hex, 8) != 0)
+        goto out;
+    acmec_set_key(c, account, PKI_JWS_ES256);
+    if (acmec_new_account(c, w->err) != 0)
         goto out;
     /* Serial numbers are 12 upper-case alphanumerics; keep the letters obvious. */
     snprintf(serial, sizeof(serial), "BN%.10s", hex);
     for (char *p = serial; *p; p++)
         *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
     snprintf(udid, sizeof(udid), "00008103-%.16s", hex);
-    f.client = w->client;
+    f.client = c;
     f.ca = w->sh->apple;
     f.serial = serial;
     f.udid = udid;
@@ -260,8 +271,12 @@ static int op_device(struct worker *w)
     else
         snprintf(w->err, ERR_LEN, "%.40s: %.200s", f.step ? f.step : "?", f.err);
 out:
+    w->dev_reqs += acmec_requests(c);
+    w->dev_posts += acmec_posts(c);
     dflow_clear(&f);
+    acmec_free(c);
     EVP_PKEY_free(key);
+    EVP_PKEY_free(account);
     return rc;
 }
 
@@ -314,10 +329,12 @@ static void note_error(struct worker *w)
 static int worker_setup(struct worker *w)
 {
     const struct bench_opts *o = w->sh->o;
+    if (o->workload == BW_DEVICE)
+        return 0; /* every device brings its own client (op_device) */
     w->client = acmec_new(o->directory, o->trust, w->err);
     if (w->client == NULL)
         return -1;
-    if (o->workload != BW_HTTP01 && o->workload != BW_DEVICE)
+    if (o->workload != BW_HTTP01)
         return 0;
     w->account_key = pki_key_generate(PKI_KEY_P256, w->err);
     if (w->account_key == NULL || pki_jwk_thumbprint(w->account_key, w->thumb) != 0)
@@ -338,7 +355,8 @@ static void *worker_main(void *arg)
     while (now_us() < sh->deadline_us) {
         if (sh->o->count > 0 && atomic_fetch_add(&sh->started, 1) >= sh->o->count)
             break;
-        unsigned long before = acmec_requests(w->client);
+        unsigned long reqs0 = acmec_requests(w->client) + w->dev_reqs;
+        unsigned long posts0 = acmec_posts(w->client) + w->dev_posts;
         int64_t t0 = now_us();
         w->err[0] = '\0';
         if (op_run(w) != 0) {
@@ -351,7 +369,8 @@ static void *worker_main(void *arg)
             w->lat = xrealloc(w->lat, w->cap * sizeof(*w->lat));
         }
         w->lat[w->nlat++] = (uint32_t)(dt > UINT32_MAX ? UINT32_MAX : dt);
-        w->reqs_ok += acmec_requests(w->client) - before;
+        w->reqs_ok += acmec_requests(w->client) + w->dev_reqs - reqs0;
+        w->posts_ok += acmec_posts(w->client) + w->dev_posts - posts0;
     }
     return NULL;
 }
@@ -386,7 +405,7 @@ void bench_result_summarize(uint32_t *lat, size_t n, unsigned long reqs,
 static void collect(struct worker *ws, int n, struct bench_result *res)
 {
     size_t total = 0, at = 0;
-    unsigned long reqs = 0;
+    unsigned long reqs = 0, posts = 0;
     for (int i = 0; i < n; i++)
         total += ws[i].nlat;
     uint32_t *all = xmalloc((total ? total : 1) * sizeof(*all));
@@ -396,10 +415,12 @@ static void collect(struct worker *ws, int n, struct bench_result *res)
         at += ws[i].nlat;
         res->errors += ws[i].errors;
         reqs += ws[i].reqs_ok;
+        posts += ws[i].posts_ok;
         if (res->first_err[0] == '\0' && ws[i].first_err[0] != '\0')
             snprintf(res->first_err, ERR_LEN, "%s", ws[i].first_err);
     }
     bench_result_summarize(all, total, reqs, res);
+    res->posts_per_op = total ? (double)posts / (double)total : 0;
     free(all);
 }
 

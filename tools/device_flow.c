@@ -406,7 +406,8 @@ int dflow_enroll(struct dflow *f)
         if (rc != 0)
             return rc;
     }
-    payload = xasprintf("{\"identifiers\":[{\"type\":\"permanent-identifier\",\"value\":\"%s\"}]}",
+    payload = xasprintf("{\"identifiers\":[{\"type\":\"%s\",\"value\":\"%s\"}]}",
+                        f->identifier_type != NULL ? f->identifier_type : "permanent-identifier",
                         f->identifier);
     if (acmec_post(f->client, acmec_dir(f->client, "newOrder"), payload, &r, f->err) != 0) {
         rc = fail(f, "newOrder");

@@ -1,8 +1,8 @@
 /*
  * device_flow: one Apple-like device enrollment over ACME (permanent-identifier
- * order, device-attest-01 answered with an attestation from an Apple-like test
- * CA, CSR from the attested key, finalize, download), shared by
- * attesta-device-sim (one device, with failure injection) and attesta-bench
+ * or hardware-module order, device-attest-01 answered with an attestation from
+ * an Apple-like test CA, CSR from the attested key, finalize, download), shared
+ * by attesta-device-sim (one device, with failure injection) and attesta-bench
  * (many devices per thread, one account each thread). Not thread-safe: one
  * struct dflow per thread.
  */
@@ -46,7 +46,9 @@ struct dflow {
     const struct fa_ca *ca;    /* Apple-like CA; NULL = load apple_ca_dir for each flow */
     const char *apple_ca_dir;  /* used when ca is NULL */
     const char *serial, *udid; /* attested values; udid may be NULL */
-    const char *identifier;    /* permanent-identifier value in the order */
+    const char *identifier;    /* identifier value in the order */
+    const char *identifier_type; /* "hardware-module" ("serial/type-OID" value) or NULL for
+                                    "permanent-identifier" */
     const char *os_version;
     EVP_PKEY *device_key;      /* the attested key the CSR carries */
     enum pki_key_type device_key_type;

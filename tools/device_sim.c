@@ -1,10 +1,10 @@
 /*
  * attesta-device-sim: behaves like an Apple device enrolling through a
  * com.apple.security.acme payload (ES256 account key in flattened JSON,
- * permanent-identifier order, device-attest-01 answered with an attestation
- * from an Apple-like test CA, CSR from the attested key), with flags that
- * inject each failure the server must catch. The flow itself lives in
- * device_flow.c so the benchmark runs exactly the same steps.
+ * permanent-identifier or hardware-module order, device-attest-01 answered
+ * with an attestation from an Apple-like test CA, CSR from the attested
+ * key), with flags that inject each failure the server must catch. The flow
+ * itself lives in device_flow.c so the benchmark runs exactly the same steps.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@
 #include "tools/device_flow.h"
 
 struct sim {
-    const char *directory, *trust, *apple_ca, *serial, *udid, *identifier, *out;
+    const char *directory, *trust, *apple_ca, *serial, *udid, *identifier, *id_type, *out;
     const char *os_version;
     enum pki_key_type device_key_type;
     enum dflow_fault fault;
@@ -59,6 +59,7 @@ static int enroll(struct sim *s)
     f.serial = s->serial;
     f.udid = s->udid;
     f.identifier = s->identifier;
+    f.identifier_type = s->id_type;
     f.os_version = s->os_version;
     f.device_key = s->device_key;
     f.device_key_type = s->device_key_type;
@@ -81,6 +82,8 @@ static void usage(void)
             "usage: attesta-device-sim ca-init --apple-ca DIR\n"
             "       attesta-device-sim enroll --directory URL --trust PEM --apple-ca DIR\n"
             "              --serial SERIAL [--udid UDID] [--identifier serial|udid|VALUE]\n"
+            "              [--identifier-type permanent-identifier|hardware-module]\n"
+            "              (hardware-module wants --identifier SERIAL/TYPE-OID)\n"
             "              [--key p256|p384] [--os-version V] [--fault FAULT] [--out FILE]\n"
             "              [--timeout SECONDS]  (wait for a processing challenge; default 30)\n"
             "faults:");
@@ -108,7 +111,9 @@ static int parse_args(struct sim *s, int argc, char **argv)
         {"udid", required_argument, NULL, 'u'},      {"identifier", required_argument, NULL, 'i'},
         {"key", required_argument, NULL, 'k'},       {"fault", required_argument, NULL, 'f'},
         {"out", required_argument, NULL, 'o'},       {"os-version", required_argument, NULL, 'v'},
-        {"timeout", required_argument, NULL, 'T'},   {NULL, 0, NULL, 0},
+        {"timeout", required_argument, NULL, 'T'},
+        {"identifier-type", required_argument, NULL, 'I'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -119,6 +124,12 @@ static int parse_args(struct sim *s, int argc, char **argv)
         case 's': s->serial = optarg; break;
         case 'u': s->udid = optarg; break;
         case 'i': s->identifier = optarg; break;
+        case 'I':
+            if (strcmp(optarg, "permanent-identifier") != 0 &&
+                strcmp(optarg, "hardware-module") != 0)
+                return -1;
+            s->id_type = optarg;
+            break;
         case 'o': s->out = optarg; break;
         case 'v': s->os_version = optarg; break;
         case 'T':

@@ -43,6 +43,7 @@ static void parse_one(const uint8_t *data, size_t size)
         walk(csr.emails, csr.nemails);
         walk(csr.uris, csr.nuris);
         walk(csr.perm_ids, csr.nperm_ids);
+        walk(csr.hw_modules, csr.nhw_modules);
         (void)pki_jwk_thumbprint(csr.key, thumb);
     } else if (err[0] == '\0') {
         abort(); /* a refusal must carry a badCSR detail */

@@ -4,6 +4,7 @@ set -euo pipefail
 
 : "${ATTESTA_BIN:?ATTESTA_BIN must point at the attesta binary}"
 T=$(mktemp -d /tmp/attesta-it.XXXXXX)
+T_TOP=$T   # what cleanup removes, even while a test points T at a second server's subdirectory
 PIDS=()
 
 cleanup() {
@@ -14,7 +15,7 @@ cleanup() {
     echo "--- test failed (rc=$rc); server log:" >&2
     tail -n 80 "$T/attesta.log" 2>/dev/null >&2 || true
   fi
-  [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
+  [ -n "${KEEP_TMP:-}" ] || rm -rf "$T_TOP"
   exit $rc
 }
 trap cleanup EXIT

@@ -16,6 +16,53 @@ DIR="$BASE/acme/devices/directory"
 
 certs() { sqlite3 "$T/data/attesta.db" "SELECT count(*) FROM records WHERE kind = 3;"; }
 sim() { "$SIM_BIN" enroll --directory "$DIR" --trust "$ROOT" --apple-ca "$T/apple" "$@"; }
+# device_san PEM SERIAL [HW-TYPE-OID]: the certificate's only SAN is a permanentIdentifier
+# {UTF8String SERIAL} or, with an OID, a HardwareModuleName {hwType, hwSerialNum SERIAL}
+# (DA-4, DA-5), decoded from the DER rather than from `openssl x509 -text`, which prints
+# HardwareModuleName as "<unsupported>".
+device_san() {
+  /usr/bin/python3 - "$@" <<'PY'
+import sys
+from cryptography import x509
+pem, serial = sys.argv[1], sys.argv[2].encode()
+hw_type = sys.argv[3] if len(sys.argv) > 3 else None
+cert = x509.load_pem_x509_certificate(open(pem, "rb").read())
+names = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+assert len(names) == 1 and isinstance(names[0], x509.OtherName), names
+want = "1.3.6.1.5.5.7.8.4" if hw_type else "1.3.6.1.5.5.7.8.3"
+assert names[0].type_id.dotted_string == want, names[0].type_id
+
+def tlv(b, i):
+    tag, n, i = b[i], b[i + 1], i + 2
+    if n & 0x80:
+        k = n & 0x7F
+        n, i = int.from_bytes(b[i:i + k], "big"), i + k
+    return tag, b[i:i + n], i + n
+
+def oid_text(c):
+    arcs, v = [], 0
+    for x in c:
+        v = (v << 7) | (x & 0x7F)
+        if not x & 0x80:
+            arcs.append(v)
+            v = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(a) for a in [first, arcs[0] - 40 * first] + arcs[1:])
+
+tag, seq, end = tlv(names[0].value, 0)
+assert tag == 0x30 and end == len(names[0].value), names[0].value
+items, i = [], 0
+while i < len(seq):
+    t, c, i = tlv(seq, i)
+    items.append((t, c))
+if hw_type:
+    assert [t for t, _ in items] == [0x06, 0x04], items
+    assert oid_text(items[0][1]) == hw_type, oid_text(items[0][1])
+    assert items[1][1] == serial, items[1][1]
+else:
+    assert items == [(0x0C, serial)], items
+PY
+}
 
 sim --serial C02XK0SIMUL8 --udid 00008103-001A2B3C4D5E6F70 --out "$T/dev.pem" >"$T/ok.out" 2>&1 \
   || { cat "$T/ok.out"; fail "device enrollment"; }
@@ -26,7 +73,16 @@ openssl asn1parse -in "$T/dev.pem" >"$T/dev.asn1"
 grep -q "C02XK0SIMUL8" "$T/dev.asn1" || fail "device cert lacks the serial"
 grep -q "1.3.6.1.5.5.7.8.3\|permanentIdentifier\|Permanent Identifier" "$T/dev.txt" "$T/dev.asn1" \
   || fail "device cert lacks the permanent-identifier SAN"
+device_san "$T/dev.pem" C02XK0SIMUL8 || fail "device cert SAN is not permanentIdentifier C02XK0SIMUL8"
 pass "simulated device enrolls (serial identifier, P-384 key)"
+
+# DA-5: a hardware-module order gets a HardwareModuleName SAN, not a permanentIdentifier.
+sim --serial C02XK0HWMOD1 --udid 00008103-0000000000000003 --identifier-type hardware-module \
+  --identifier C02XK0HWMOD1/1.3.6.1.4.1.99999.1 --out "$T/hwm.pem" >"$T/hwm.out" 2>&1 \
+  || { cat "$T/hwm.out"; fail "hardware-module enrollment"; }
+device_san "$T/hwm.pem" C02XK0HWMOD1 1.3.6.1.4.1.99999.1 \
+  || fail "hardware-module cert SAN is not HardwareModuleName {1.3.6.1.4.1.99999.1, C02XK0HWMOD1}"
+pass "hardware-module enrollment: HardwareModuleName SAN with the ordered type and serial"
 
 sim --serial C02XK0SIMUL9 --udid 00008103-0000000000000001 --identifier udid --key p256 \
   >"$T/udid.out" 2>&1 || { cat "$T/udid.out"; fail "UDID enrollment"; }

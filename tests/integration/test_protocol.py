@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """RFC 8555 protocol tests against the real server: every refusal asserts its exact
 problem type and status. Usage: test_protocol.py BASE_URL ROOT_PEM MGMT_PORT EAB_KID EAB_KEY
+DB NOWAIT_BASE_URL NOWAIT_ROOT_PEM (a second server configured with acme.challenges.answer_wait: 0)
 """
 import json
 import sys
@@ -10,8 +11,9 @@ import urllib.request
 from harness import Suite
 from acmelib import Client, Key, b64u, b64u_dec, make_csr
 
-BASE, ROOT, MGMT, EAB_KID, EAB_KEY, DB = sys.argv[1:7]
+BASE, ROOT, MGMT, EAB_KID, EAB_KEY, DB, NOWAIT_BASE, NOWAIT_ROOT = sys.argv[1:9]
 DIRURL = BASE + "/acme/default/directory"
+CHALLENGE_WAIT = 0.25  # acme.challenges.answer_wait's default, which the main server keeps
 SUITE = Suite()
 test = SUITE.test
 
@@ -450,6 +452,59 @@ def orders_list():
     r2 = c.post(acct["orders"], None)
     expect_ok(r2)
     assert r.headers["Location"] in r2.json()["orders"], r2
+
+
+# ---------------------------------------------------------------- challenge answers (Z-2, S-10, CH-5)
+def answer_http01(c, name, serve):
+    """Orders name and answers its http-01 challenge, the key authorization served or not.
+    Returns the authz URL, the challenge, the answer and the seconds it took."""
+    r = c.new_order([("dns", name)])
+    expect_ok(r, 201)
+    authz_url = r.json()["authorizations"][0]
+    ch = [x for x in c.post(authz_url, None).json()["challenges"] if x["type"] == "http-01"][0]
+    if serve:
+        mgmt("add-http01", {"token": ch["token"], "content": ch["token"] + "." + c.key.thumbprint()})
+    t0 = time.monotonic()
+    r = c.post(ch["url"], {})
+    took = time.monotonic() - t0
+    expect_ok(r)
+    assert r.headers.get("Link") == "<%s>;rel=\"up\"" % authz_url, r
+    return authz_url, ch, r, took
+
+
+@test
+def challenge_answer_carries_quick_validation():
+    c = registered()
+    authz_url, _, r, took = answer_http01(c, "quick.example.test", True)
+    assert r.json()["status"] == "valid" and r.json().get("validated"), r
+    assert "Retry-After" not in r.headers, r
+    # Woken by the settlement, not answered after the bound by rereading the challenge.
+    assert took < CHALLENGE_WAIT, took
+    authz = c.post(authz_url, None).json()
+    assert authz["status"] == "valid", authz
+
+
+@test
+def challenge_answer_without_wait_is_processing():
+    c = Client(NOWAIT_BASE + "/acme/default/directory", NOWAIT_ROOT)
+    expect_ok(c.register(), 201)
+    authz_url, _, r, _ = answer_http01(c, "nowait.example.test", True)
+    assert r.json()["status"] in ("processing", "pending"), r
+    assert r.headers.get("Retry-After"), r
+    # The validation itself still succeeds; only the answer did not wait for it.
+    assert poll(c, authz_url, ("valid", "invalid")).json()["status"] == "valid"
+
+
+@test
+def challenge_answer_waits_at_most_the_bound():
+    c = registered()
+    _, ch, r, took = answer_http01(c, "unserved.example.test", False)
+    # The first try fails at once; the retry comes after retry_delay (1 s), past the bound.
+    assert r.json()["status"] == "processing", r
+    assert r.headers.get("Retry-After"), r
+    assert CHALLENGE_WAIT <= took < CHALLENGE_WAIT + 1.0, took
+    final = poll(c, ch["url"], ("valid", "invalid")).json()
+    assert final["status"] == "invalid" and final.get("error"), final
 
 
 def main():

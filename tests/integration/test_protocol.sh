@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Protocol conformance and negative tests (test_protocol.py) against the real server,
-# with an EAB-only directory whose key is made by `attesta eab add`.
+# with an EAB-only directory whose key is made by `attesta eab add`, and a second server
+# whose challenge answers do not wait for the validation.
 . "$(dirname "$0")/lib.sh"
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import cryptography' 2>/dev/null \
   || { echo "skip: python3-cryptography missing"; exit 77; }
@@ -23,7 +24,17 @@ EAB_KID=$(sed -n 's/^kid: *//p' "$T/eab.out")
 EAB_KEY=$(sed -n 's/^key: *//p' "$T/eab.out")
 [ -n "$EAB_KID" ] && [ -n "$EAB_KEY" ] || { cat "$T/eab.out"; fail "eab add printed no kid/key"; }
 start_attesta
+# A second server, the same but for acme.challenges.answer_wait: 0 (answers at once, as before).
+MAIN_T=$T MAIN_BASE=$BASE MAIN_ROOT=$ROOT
+T=$MAIN_T/nowait
+write_config "$CT_HTTP_PORT" "$TLS_PORT"
+sed -i 's/^  challenges:$/  challenges:\n    answer_wait: 0/' "$T/config.yaml"
+grep -q '^    answer_wait: 0$' "$T/config.yaml" || fail "answer_wait not set for the second server"
+start_attesta
+NOWAIT_BASE=$BASE NOWAIT_ROOT=$ROOT
+T=$MAIN_T BASE=$MAIN_BASE ROOT=$MAIN_ROOT
 
 cd "$(dirname "$0")"
-/usr/bin/python3 test_protocol.py "$BASE" "$ROOT" "$MGMT_PORT" "$EAB_KID" "$EAB_KEY" "$T/data/attesta.db"
+/usr/bin/python3 test_protocol.py "$BASE" "$ROOT" "$MGMT_PORT" "$EAB_KID" "$EAB_KEY" "$T/data/attesta.db" \
+  "$NOWAIT_BASE" "$NOWAIT_ROOT"
 ! grep -q -- "$EAB_KEY" "$T/attesta.log" || fail "EAB key appears in the server log"

@@ -3,10 +3,13 @@
  * real Apple vector attobj_WRPWFW61H9.cbor at a fixed time inside its leaf
  * window: identifier syntax (DA-1..DA-3), refusals that settle everything
  * invalid (nonce, identity, validity, device error), malformed responses that
- * leave the challenge pending, success with the attestation recorded, and the
- * attested-key check at finalize (DA-17).
+ * leave the challenge pending, success with the attestation recorded, the
+ * attested-key check at finalize (DA-17), and the hardware-module certificate
+ * and CSR check (DA-5, DA-6).
  */
 #include "test_res_helpers.h"
+
+#include <openssl/conf.h>
 
 #define VECTOR ATTESTA_SHARED_DIR "/vectors/apple/attobj_WRPWFW61H9.cbor"
 /* 2026-06-01T00:00:00Z, inside the leaf's 2026-04-28 .. 2026-07-28 window. */
@@ -66,6 +69,18 @@ inject_token(const char *az)
     acme_authz_clear(&a);
 }
 
+/* A device order whose challenge the vector answers (token injected); r gets the answer. */
+static void
+attested_order(const char *type, const char *value, const char *payload, char oid[64],
+               char az[64], char ch[64], struct t_res *r)
+{
+    device_order(type, value, oid, az, ch);
+    inject_token(az);
+    t_call_as(acme_h_challenge, "devices", &T.acct1, NULL, az, ch, payload, r);
+    if (r->rc != 0)
+        fail_msg("device-attest-01: %s", r->prob.detail);
+}
+
 /* Pretends the device attested key (its private key is not public). */
 static void
 bind_key(const char *az, EVP_PKEY *key)
@@ -84,9 +99,21 @@ bind_key(const char *az, EVP_PKEY *key)
     acme_authz_clear(&a);
 }
 
-/* DA-4, §8 step 10: clientAuth only, CN and permanentIdentifier = the device. */
+/* otherName type ids as DER TLVs, and each SAN the vector's device gets, byte for byte. */
+#define TLV_PERM_ID "\x06\x08\x2b\x06\x01\x05\x05\x07\x08\x03"
+#define TLV_HW_MODULE "\x06\x08\x2b\x06\x01\x05\x05\x07\x08\x04"
+/* otherName { permanentIdentifier, [0] { SEQUENCE { UTF8String "WRPWFW61H9" } } } */
+#define SAN_PERM_ID TLV_PERM_ID "\xa0\x0e\x30\x0c\x0c\x0a" "WRPWFW61H9"
+/* otherName { hardwareModuleName, [0] { SEQUENCE { OID 1.2.3.4, OCTET STRING "WRPW..." } } } */
+#define SAN_HW_MODULE TLV_HW_MODULE "\xa0\x13\x30\x11\x06\x03\x2a\x03\x04\x04\x0a" "WRPWFW61H9"
+
+/*
+ * DA-4, DA-5, §8 step 10: clientAuth only, CN = the identifier, the SAN san
+ * (san_len bytes) and no otherName of type absent.
+ */
 static void
-check_device_cert(const char *url)
+check_device_cert(const char *url, const char *want_cn, const char *san, size_t san_len,
+                  const char *absent)
 {
     char serial[64], cn[64];
     unsigned char *der = NULL;
@@ -107,8 +134,9 @@ check_device_cert(const char *url)
     assert_true(X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE);
     assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
                                           sizeof(cn)) > 0);
-    assert_string_equal(cn, "WRPWFW61H9");
-    assert_non_null(memmem(der, len, "WRPWFW61H9", 10));
+    assert_string_equal(cn, want_cn);
+    assert_non_null(memmem(der, len, san, san_len));
+    assert_null(memmem(der, len, absent, 10));
     X509_free(x);
     free(der);
     t_res_clear(&r);
@@ -256,11 +284,7 @@ test_success_and_key_binding(void **state)
     EVP_PKEY *key = pki_key_generate(PKI_KEY_P256, err);
 
     clk_set_fixed(IN_WINDOW);
-    device_order("permanent-identifier", "WRPWFW61H9", oid, az, ch);
-    inject_token(az);
-    t_call_as(acme_h_challenge, "devices", &T.acct1, NULL, az, ch, p, &r);
-    if (r.rc != 0)
-        fail_msg("device-attest-01: %s", r.prob.detail);
+    attested_order("permanent-identifier", "WRPWFW61H9", p, oid, az, ch, &r);
     assert_string_equal(t_str(r.json, "status"), "valid");
     assert_non_null(t_str(r.json, "validated"));
     assert_non_null(t_hdr(&r, "Link"));
@@ -292,10 +316,105 @@ test_success_and_key_binding(void **state)
     if (r.rc != 0)
         fail_msg("finalize: %s", r.prob.detail);
     assert_string_equal(t_str(r.json, "status"), "valid");
-    check_device_cert(t_str(r.json, "certificate"));
+    check_device_cert(t_str(r.json, "certificate"), "WRPWFW61H9", SAN_PERM_ID,
+                      sizeof(SAN_PERM_ID) - 1, TLV_HW_MODULE);
     clk_set_fixed(-1);
     free(csr);
     free(fin);
+    free(p);
+    EVP_PKEY_free(key);
+    t_res_clear(&r);
+}
+
+/* A CSR whose SAN is HardwareModuleName {oid, serial}, encoded by OpenSSL's generator. */
+static char *
+hw_module_csr(EVP_PKEY *key, const char *serial, const char *oid)
+{
+    char *cnf = xasprintf("[hwm]\nhwType = OID:%s\nhwSerialNum = OCTETSTRING:%s\n",
+                          oid, serial);
+    BIO *bio = BIO_new_mem_buf(cnf, -1);
+    CONF *conf = NCONF_new(NULL);
+    X509_REQ *req = X509_REQ_new();
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    X509V3_CTX v3;
+    X509_EXTENSION *ext;
+    unsigned char *der = NULL;
+    long eline = 0;
+    int len;
+    char *out;
+
+    assert_int_equal(NCONF_load_bio(conf, bio, &eline), 1);
+    X509V3_set_ctx(&v3, NULL, NULL, req, NULL, 0);
+    X509V3_set_nconf(&v3, conf);
+    ext = X509V3_EXT_nconf_nid(conf, &v3, NID_subject_alt_name,
+                               "otherName:1.3.6.1.5.5.7.8.4;SEQUENCE:hwm");
+    assert_non_null(ext);
+    sk_X509_EXTENSION_push(exts, ext);
+    assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
+    assert_int_equal(X509_REQ_set_pubkey(req, key), 1);
+    assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
+    len = i2d_X509_REQ(req, &der);
+    assert_true(len > 0);
+    out = b64u_encode(der, (size_t)len);
+    OPENSSL_free(der);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_REQ_free(req);
+    NCONF_free(conf);
+    BIO_free(bio);
+    free(cnf);
+    return out;
+}
+
+/* Finalizes order oid with csr (base64url); the result lands in r. */
+static void
+finalize_with(const char *oid, char *csr, struct t_res *r)
+{
+    char *fin = xasprintf("{\"csr\":\"%s\"}", csr);
+
+    t_call_as(acme_h_finalize, "devices", &T.acct1, NULL, oid, NULL, fin, r);
+    free(fin);
+    free(csr);
+}
+
+/*
+ * DA-5, DA-6: a hardware-module order. A CSR HardwareModuleName must be the
+ * identifier byte for byte (badCSR naming both otherwise, order still ready);
+ * the certificate carries the HardwareModuleName and no permanentIdentifier.
+ */
+static void
+test_hardware_module(void **state)
+{
+    static const struct {
+        const char *serial, *oid;
+    } wrong[] = {
+        {"wrpwfw61h9", "1.2.3.4"}, /* case */
+        {"WRPWFW61H8", "1.2.3.4"}, /* serial */
+        {"WRPWFW61H9", "1.2.3.5"}, /* type */
+    };
+    char oid[64], az[64], ch[64], err[ERR_LEN], *p = attobj_payload(), want[128];
+    struct t_res r = {0};
+    EVP_PKEY *key = pki_key_generate(PKI_KEY_P256, err);
+    size_t i;
+
+    clk_set_fixed(IN_WINDOW);
+    attested_order("hardware-module", "WRPWFW61H9/1.2.3.4", p, oid, az, ch, &r);
+    bind_key(az, key);
+    for (i = 0; i < nitems(wrong); i++) {
+        finalize_with(oid, hw_module_csr(key, wrong[i].serial, wrong[i].oid), &r);
+        assert_int_equal(r.rc, -1);
+        assert_string_equal(r.prob.type, "badCSR");
+        snprintf(want, sizeof(want), "HardwareModuleName %s/%s does not match the order "
+                 "identifier WRPWFW61H9/1.2.3.4", wrong[i].serial, wrong[i].oid);
+        if (strstr(r.prob.detail, want) == NULL)
+            fail_msg("detail \"%s\" lacks \"%s\"", r.prob.detail, want);
+        assert_string_equal(status_of(acme_h_order, oid, NULL), "ready");
+    }
+    finalize_with(oid, hw_module_csr(key, "WRPWFW61H9", "1.2.3.4"), &r);
+    if (r.rc != 0)
+        fail_msg("finalize: %s", r.prob.detail);
+    check_device_cert(t_str(r.json, "certificate"), "WRPWFW61H9/1.2.3.4", SAN_HW_MODULE,
+                      sizeof(SAN_HW_MODULE) - 1, TLV_PERM_ID);
+    clk_set_fixed(-1);
     free(p);
     EVP_PKEY_free(key);
     t_res_clear(&r);
@@ -309,6 +428,7 @@ main(void)
         cmocka_unit_test(test_malformed_response),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_success_and_key_binding),
+        cmocka_unit_test(test_hardware_module),
     };
 
     return cmocka_run_group_tests(tests, t_setup, t_teardown);

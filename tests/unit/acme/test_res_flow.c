@@ -19,17 +19,9 @@ static void
 start_chall(const char *az, const char *type, char chid[64])
 {
     struct t_res r = {0};
-    const cJSON *ch;
     char *up;
 
-    t_call(acme_h_authz, &T.acct1, az, NULL, NULL, &r);
-    chid[0] = '\0';
-    cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(r.json, "challenges"))
-    {
-        if (strcmp(t_str(ch, "type"), type) == 0)
-            t_last(t_str(ch, "url"), 1, chid, 64);
-    }
-    assert_true(chid[0] != '\0');
+    t_chall_id(az, type, chid);
     /* G-5: POST-as-GET does not start anything. */
     t_call(acme_h_challenge, &T.acct1, az, chid, NULL, &r);
     assert_string_equal(t_str(r.json, "status"), "pending");

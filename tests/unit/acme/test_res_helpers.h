@@ -69,25 +69,37 @@ t_acct_init(struct t_acct *t, const char *id)
     snprintf(t->a.status, sizeof(t->a.status), "valid");
 }
 
-static inline int
-t_setup(void **state)
+/* A ctx on T's store and CA handing validations to validate; waiters: deps.chall_waiters. */
+static inline struct acme_ctx *
+t_ctx_new(acme_validate_fn *validate, int waiters)
 {
-    char err[CFG_ERR_LEN];
+    char err[ERR_LEN];
     struct acme_deps deps = {0};
+    struct acme_ctx *ctx;
 
-    acme_fixture_open(T.dir, sizeof(T.dir), "/tmp/acmeres-XXXXXX", &T.cfg, &T.ca, &T.store);
-    T.att = att_verifier_new(NULL, 0, err);
-    assert_non_null(T.att);
     deps.cfg = T.cfg;
     deps.store = T.store;
     deps.cas = &T.ca;
     deps.ncas = 1;
     deps.attest = T.att;
     deps.base_url = T_BASE;
-    deps.validate = t_validate;
+    deps.validate = validate;
     deps.validate_arg = &T;
-    T.ctx = acme_ctx_new(&deps, err);
-    assert_non_null(T.ctx);
+    deps.chall_waiters = waiters;
+    ctx = acme_ctx_new(&deps, err);
+    assert_non_null(ctx);
+    return ctx;
+}
+
+static inline int
+t_setup(void **state)
+{
+    char err[CFG_ERR_LEN];
+
+    acme_fixture_open(T.dir, sizeof(T.dir), "/tmp/acmeres-XXXXXX", &T.cfg, &T.ca, &T.store);
+    T.att = att_verifier_new(NULL, 0, err);
+    assert_non_null(T.att);
+    T.ctx = t_ctx_new(t_validate, 0);
     t_acct_init(&T.acct1, "acct1AAAAAAAAAAAAAAAAA");
     t_acct_init(&T.acct2, "acct2BBBBBBBBBBBBBBBBB");
     return 0;
@@ -276,6 +288,24 @@ t_new_order(const char *pol, const struct t_acct *acct, const char *ids_json, ch
     for (i = 0; i < nauthz; i++)
         t_last(cJSON_GetArrayItem(azs, (int)i)->valuestring, 1, authz_id[i], 64);
     free(payload);
+    t_res_clear(&r);
+}
+
+/* The id of authz az's challenge of type (as acct1 reads it) into chid. */
+static inline void
+t_chall_id(const char *az, const char *type, char chid[64])
+{
+    struct t_res r = {0};
+    const cJSON *ch;
+
+    t_call(acme_h_authz, &T.acct1, az, NULL, NULL, &r);
+    chid[0] = '\0';
+    cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(r.json, "challenges"))
+    {
+        if (strcmp(t_str(ch, "type"), type) == 0)
+            t_last(t_str(ch, "url"), 1, chid, 64);
+    }
+    assert_true(chid[0] != '\0');
     t_res_clear(&r);
 }
 

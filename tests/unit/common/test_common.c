@@ -1,9 +1,11 @@
-/* Unit tests for common/: base64url, time parsing, durations, numbers. */
+/* Unit tests for common/: base64url, time parsing, durations, numbers, whole files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "common/common.h"
@@ -96,13 +98,83 @@ static void test_str_to_ll(void **state)
     assert_false(ct_equal("abc", "abd", 3));
 }
 
+static void test_file_atomic(void **state)
+{
+    char dir[] = "/tmp/attesta-common-XXXXXX", err[ERR_LEN] = "", *data = NULL;
+    size_t len = 0;
+    struct stat st;
+    mode_t old = umask(0);
+
+    assert_non_null(mkdtemp(dir));
+    char *path = xasprintf("%s/f", dir), *link = xasprintf("%s/l", dir);
+    char *cmd = xasprintf("test $(ls -A %s | wc -l) = 1", dir);
+    assert_int_equal(file_write_atomic(path, "old", 3, 0600, err), 0);
+    assert_int_equal(file_write_atomic(path, "new!", 4, 0644, err), 0);
+    umask(old);
+    assert_int_equal(system(cmd), 0); /* no temporary file left */
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0644);
+    assert_int_equal(file_read(path, 4, false, &data, &len, err), 0);
+    assert_int_equal(len, 4);
+    assert_string_equal(data, "new!");
+    free(data);
+    /* Bounded, secret files private, never through a symbolic link. */
+    assert_int_equal(file_read(path, 3, false, &data, &len, err), -1);
+    assert_non_null(strstr(err, "larger than 3 bytes"));
+    assert_int_equal(file_read(path, 4, true, &data, &len, err), -1);
+    assert_non_null(strstr(err, "must be 0600"));
+    assert_int_equal(symlink(path, link), 0);
+    assert_int_equal(file_read(link, 4, false, &data, &len, err), -1);
+    assert_null(data);
+    assert_int_equal(file_fsync_dir(path, err), 0);
+    assert_int_equal(file_fsync_dir("/nonexistent-dir/f", err), -1);
+    unlink(link);
+    unlink(path);
+    rmdir(dir);
+    free(cmd);
+    free(link);
+    free(path);
+}
+
+/* Only file_write_atomic's own leftovers for that path go; neighbours stay. */
+static void test_file_remove_stale_tmp(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/attesta-common-XXXXXX", err[ERR_LEN] = "";
+    assert_non_null(mkdtemp(dir));
+    static const char *const stale[] = {"f.tmp.Ab12Cd", "f.tmp.zzzzzz"};
+    static const char *const kept[] = {"f", "f.tmp.short", "g.tmp.Ab12Cd", "f.tmp.Ab12Cd.x"};
+    for (size_t i = 0; i < nitems(stale); i++) {
+        char *p = xasprintf("%s/%s", dir, stale[i]);
+        assert_int_equal(file_write_atomic(p, "k", 1, 0600, err), 0);
+        free(p);
+    }
+    for (size_t i = 0; i < nitems(kept); i++) {
+        char *p = xasprintf("%s/%s", dir, kept[i]);
+        assert_int_equal(file_write_atomic(p, "k", 1, 0600, err), 0);
+        free(p);
+    }
+    char *path = xasprintf("%s/f", dir);
+    assert_int_equal(file_remove_stale_tmp(path), nitems(stale));
+    assert_int_equal(file_remove_stale_tmp(path), 0);
+    for (size_t i = 0; i < nitems(kept); i++) {
+        char *p = xasprintf("%s/%s", dir, kept[i]);
+        assert_int_equal(access(p, F_OK), 0);
+        unlink(p);
+        free(p);
+    }
+    rmdir(dir);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_b64u_roundtrip), cmocka_unit_test(test_b64u_rejects),
         cmocka_unit_test(test_rfc3339),        cmocka_unit_test(test_duration),
         cmocka_unit_test(test_clock_seam),     cmocka_unit_test(test_log_escape),
-        cmocka_unit_test(test_str_to_ll),
+        cmocka_unit_test(test_str_to_ll),     cmocka_unit_test(test_file_atomic),
+        cmocka_unit_test(test_file_remove_stale_tmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -87,6 +87,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->acme.validation_attempts, 3);
     assert_int_equal(c->acme.validation_timeout, 10);
     assert_int_equal(c->acme.validation_retry_delay, 2);
+    assert_int_equal(c->acme.challenge_wait, 250);
     assert_int_equal(c->acme.max_identifiers, 100);
     assert_int_equal(c->acme.orders_per_hour, 300);
     assert_null(c->acme.terms_of_service);
@@ -157,6 +158,7 @@ static void test_full_file(void **state)
     assert_int_equal(c->acme.validation_attempts, 5);
     assert_int_equal(c->acme.validation_timeout, 20);
     assert_int_equal(c->acme.validation_retry_delay, 5);
+    assert_int_equal(c->acme.challenge_wait, 1000);
     assert_int_equal(c->acme.order_lifetime, 86400);
     assert_int_equal(c->acme.authz_lifetime, 12 * 3600);
     assert_int_equal(c->acme.max_identifiers, 10);
@@ -216,7 +218,12 @@ static void test_valid_variants(void **state)
          "challenges: [device-attest-01]}}\n"),
         "storage: {driver: sqlite, path: db/attesta.db}\n",
         "server:\n  base_url:\n  access_log: ~\n",
+        "acme: {challenges: {answer_wait: 0}}\n",
+        "acme: {challenges: {answer_wait: 1500}}\n",
+        "acme: {challenges: {answer_wait: 40ms}}\n",
+        "acme: {challenges: {answer_wait: 10s}}\n",
     };
+    static const int waits[] = {0, 1500, 40, 10000}; /* rows 9.. */
     char err[CFG_ERR_LEN];
     for (size_t i = 0; i < nitems(texts); i++) {
         write_file("config.yaml", texts[i], strlen(texts[i]));
@@ -235,6 +242,8 @@ static void test_valid_variants(void **state)
             assert_string_equal(cfg_policy_find(c, "p")->ca, "only");
         if (i == 8)
             assert_null(c->server.base_url);
+        if (i >= 9)
+            assert_int_equal(c->acme.challenge_wait, waits[i - 9]);
         cfg_free(c);
     }
 }
@@ -269,6 +278,14 @@ static const struct bad_row bad_rows[] = {
      "config.yaml:2: acme.order_lifetime: expected a duration from 1m to 365d"},
     {"duration garbage", "server:\n  timeouts:\n    read: soon\n",
      "config.yaml:3: server.timeouts.read: expected a duration from 1s to 1h"},
+    {"ms duration range", "acme:\n  challenges:\n    answer_wait: 11s\n",
+     "config.yaml:3: acme.challenges.answer_wait: expected a duration from 0ms to 10s"},
+    {"ms duration negative", "acme:\n  challenges:\n    answer_wait: -5\n",
+     "config.yaml:3: acme.challenges.answer_wait: expected a duration from 0ms to 10s"},
+    {"ms duration unit", "acme:\n  challenges:\n    answer_wait: 5us\n",
+     "config.yaml:3: acme.challenges.answer_wait: expected a duration from 0ms to 10s"},
+    {"ms duration fraction", "acme:\n  challenges:\n    answer_wait: 0.5s\n",
+     "config.yaml:3: acme.challenges.answer_wait: expected a duration from 0ms to 10s"},
     {"enum", "storage:\n  driver: mysql\n",
      "config.yaml:2: storage.driver: expected one of sqlite|postgres"},
     {"enum log level", "server: {log_level: trace}\n",

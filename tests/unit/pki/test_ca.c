@@ -28,7 +28,7 @@ static char *slurp(const char *path)
 {
     char err[ERR_LEN], *data = NULL;
     size_t len;
-    assert_int_equal(pki_read_file(path, 1 << 20, false, &data, &len, err), 0);
+    assert_int_equal(file_read(path, 1 << 20, false, &data, &len, err), 0);
     return data;
 }
 
@@ -228,7 +228,7 @@ static void test_key_save_load(void **state)
     assert_false(pki_key_equal(a, b));
     assert_false(pki_key_equal(a, NULL));
     assert_null(pki_key_generate(PKI_KEY__MAX, err));
-    assert_int_equal(pki_write_file_atomic(path, "garbage\n", 8, 0600, err), 0);
+    assert_int_equal(file_write_atomic(path, "garbage\n", 8, 0600, err), 0);
     assert_null(pki_key_load(path, err));
 
     /* An encrypted key is refused without prompting for a passphrase. */
@@ -237,7 +237,7 @@ static void test_key_save_load(void **state)
     assert_int_equal(
         PEM_write_bio_PKCS8PrivateKey(bio, a, EVP_aes_256_cbc(), "secret", 6, NULL, NULL), 1);
     long enclen = BIO_get_mem_data(bio, &enc);
-    assert_int_equal(pki_write_file_atomic(path, enc, (size_t)enclen, 0600, err), 0);
+    assert_int_equal(file_write_atomic(path, enc, (size_t)enclen, 0600, err), 0);
     BIO_free(bio);
     assert_null(pki_key_load(path, err));
     assert_non_null(strstr(err, "unencrypted"));

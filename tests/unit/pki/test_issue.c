@@ -18,6 +18,8 @@ static const struct pki_san all_sans[] = {
     {PKI_SAN_IP, "2001:db8::2"},        {PKI_SAN_EMAIL, "a@example.com"},
     {PKI_SAN_URI, "urn:x:1"},           {PKI_SAN_PERMANENT_ID, "C02XK0ABJGH5"},
     {PKI_SAN_UPN, "user@corp.example"},
+    /* DA-5: a UTF-8 serial keeps its bytes in hwSerialNum. */
+    {PKI_SAN_HW_MODULE, "S\xc3\xa9rial\xe2\x80\x94" "42/1.2.3.4"},
 };
 
 /* Verifies leaf up to the root the test CA dir holds, at the current time. */
@@ -81,6 +83,7 @@ static void check_sans(X509 *x)
     OBJ_obj2txt(oid, sizeof(oid), gn->d.otherName->type_id, 1);
     assert_string_equal(oid, "1.3.6.1.4.1.311.20.2.3");
     assert_int_equal(gn->d.otherName->value->type, V_ASN1_UTF8STRING);
+    tp_assert_hw_module(sk_GENERAL_NAME_value(g, 7), "S\xc3\xa9rial\xe2\x80\x94" "42", "1.2.3.4");
     GENERAL_NAMES_free(g);
 }
 

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
+#include <openssl/x509.h>
+
 /* RFC 7638 §3.1 example key and its published thumbprint. */
 #define RFC7638_N                                                                                  \
     "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_"      \
@@ -183,6 +186,33 @@ static void test_jwk_roundtrip_generated(void **state)
     }
 }
 
+/* A key held with a compressed point (as a CSR may carry it) has the same thumbprint. */
+static void test_jwk_thumbprint_compressed(void **state)
+{
+    (void)state;
+    char err[ERR_LEN], tp0[64], tp1[64], tp2[64];
+    EVP_PKEY *key = pki_key_generate(PKI_KEY_P256, err), *comp = NULL;
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    assert_non_null(key);
+    assert_int_equal(pki_jwk_thumbprint(key, tp0), 0);
+    assert_int_equal(EVP_PKEY_set_utf8_string_param(key, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                                    "compressed"),
+                     1);
+    int len = i2d_PUBKEY(key, &der);
+    assert_true(len == 59); /* 26 bytes of SPKI framing + 33-byte compressed point */
+    p = der;
+    comp = d2i_PUBKEY(NULL, &p, len);
+    assert_non_null(comp);
+    assert_int_equal(pki_jwk_thumbprint(key, tp1), 0);
+    assert_int_equal(pki_jwk_thumbprint(comp, tp2), 0);
+    assert_string_equal(tp0, tp1);
+    assert_string_equal(tp0, tp2);
+    OPENSSL_free(der);
+    EVP_PKEY_free(comp);
+    EVP_PKEY_free(key);
+}
+
 static void test_jws_alg_table(void **state)
 {
     static const struct {
@@ -256,6 +286,7 @@ int test_pki_jwk_run(void)
         cmocka_unit_test(test_jwk_import),
         cmocka_unit_test(test_jwk_thumbprint_rfc7638),
         cmocka_unit_test(test_jwk_roundtrip_generated),
+        cmocka_unit_test(test_jwk_thumbprint_compressed),
         cmocka_unit_test(test_jws_alg_table),
         cmocka_unit_test(test_key_type_names),
         cmocka_unit_test(test_digests),

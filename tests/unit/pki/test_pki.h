@@ -20,6 +20,7 @@ int test_pki_ca_run(void);
 int test_pki_issue_run(void);
 int test_pki_tlsalpn_run(void);
 int test_pki_template_run(void);
+int test_pki_hw_module_run(void);
 
 /* Reads a fixture file into a new buffer; fails the test when missing. */
 unsigned char *tp_fixture(const char *name, size_t *len);
@@ -30,7 +31,14 @@ void tp_rmdir(const char *dir);
 struct pki_ca *tp_ca_new(char **dir);
 /* DER of a CSR for key with the given DNS SANs (NULL-terminated list), signed by key. */
 unsigned char *tp_csr_der(EVP_PKEY *key, const char *cn, const char *const *dns, size_t *len);
+/* The same with any SANs (borrowed; NULL or empty: no SAN extension). */
+unsigned char *tp_csr_der_sans(EVP_PKEY *key, const char *cn, GENERAL_NAMES *gens, size_t *len);
 /* The certificate in a PEM string. */
 X509 *tp_pem_cert(const char *pem);
+/*
+ * Asserts gn is otherName HardwareModuleName { hwType = type, hwSerialNum = the
+ * bytes of serial } and nothing else, read with OpenSSL's SEQUENCE OF ANY parser.
+ */
+void tp_assert_hw_module(const GENERAL_NAME *gn, const char *serial, const char *type);
 
 #endif

@@ -15,7 +15,7 @@ unsigned char *tp_fixture(const char *name, size_t *len)
     char path[512], err[ERR_LEN];
     char *data = NULL;
     snprintf(path, sizeof(path), "%s/%s", FIXTURE_DIR, name);
-    assert_int_equal(pki_read_file(path, 1 << 20, false, &data, len, err), 0);
+    assert_int_equal(file_read(path, 1 << 20, false, &data, len, err), 0);
     return (unsigned char *)data;
 }
 
@@ -61,7 +61,7 @@ struct pki_ca *tp_ca_new(char **dirp)
     return ca;
 }
 
-unsigned char *tp_csr_der(EVP_PKEY *key, const char *cn, const char *const *dns, size_t *len)
+unsigned char *tp_csr_der_sans(EVP_PKEY *key, const char *cn, GENERAL_NAMES *gens, size_t *len)
 {
     X509_REQ *req = X509_REQ_new();
     assert_non_null(req);
@@ -71,20 +71,11 @@ unsigned char *tp_csr_der(EVP_PKEY *key, const char *cn, const char *const *dns,
                                                     MBSTRING_UTF8, (const unsigned char *)cn, -1,
                                                     -1, 0),
                          1);
-    if (dns != NULL && dns[0] != NULL) {
-        GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
-        for (size_t i = 0; dns[i] != NULL; i++) {
-            GENERAL_NAME *gn = GENERAL_NAME_new();
-            ASN1_IA5STRING *s = ASN1_IA5STRING_new();
-            ASN1_STRING_set(s, dns[i], -1);
-            GENERAL_NAME_set0_value(gn, GEN_DNS, s);
-            sk_GENERAL_NAME_push(gens, gn);
-        }
+    if (gens != NULL && sk_GENERAL_NAME_num(gens) > 0) {
         STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
         X509V3_add1_i2d(&exts, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT);
         assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
         sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-        GENERAL_NAMES_free(gens);
     }
     const EVP_MD *md = EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
     assert_true(X509_REQ_sign(req, key, md) > 0);
@@ -94,6 +85,21 @@ unsigned char *tp_csr_der(EVP_PKEY *key, const char *cn, const char *const *dns,
     X509_REQ_free(req);
     *len = (size_t)n;
     return pki_ossl_to_heap(der, (size_t)n);
+}
+
+unsigned char *tp_csr_der(EVP_PKEY *key, const char *cn, const char *const *dns, size_t *len)
+{
+    GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+    for (size_t i = 0; dns != NULL && dns[i] != NULL; i++) {
+        GENERAL_NAME *gn = GENERAL_NAME_new();
+        ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+        ASN1_STRING_set(s, dns[i], -1);
+        GENERAL_NAME_set0_value(gn, GEN_DNS, s);
+        sk_GENERAL_NAME_push(gens, gn);
+    }
+    unsigned char *der = tp_csr_der_sans(key, cn, gens, len);
+    GENERAL_NAMES_free(gens);
+    return der;
 }
 
 X509 *tp_pem_cert(const char *pem)

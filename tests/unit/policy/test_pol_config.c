@@ -213,6 +213,10 @@ static const struct {
     {TPL "    san: {dns: a}\n    key_types: [Ed25519]\n" DEV_POLICY "    template: t\n", 9,
      "enrollment_policies.p.template: template t allows no key type that the policy's "
      "key_types accept"},
+    {TPL "    san: {hardware_module_name: \"${/device/identifier}\"}\n" DEV_POLICY
+         "    template: t\n",
+     8, "enrollment_policies.p.template: template t: hardware_module_name from "
+        "${/device/identifier} needs a policy without permanent-identifier"},
     {TPL "    san: {dns: a}\n    renewal_window: 100d\n" DEV_POLICY "    template: t\n", 9,
      "enrollment_policies.p.template: template t: renewal_window is not shorter than the "
      "validity"},

@@ -22,6 +22,8 @@ static const char tpl_yaml[] =
     "  web:\n"
     "    subject: [{CN: \"${/csr/subject/commonname}\"}, {OU: \"${/policy/name} $$5\"}]\n"
     "    san: {dns: [\"${/csr/san/dnsname}\"]}\n"
+    "  hwm:\n"
+    "    san: {hardware_module_name: \"${/device/identifier}\"}\n"
     "enrollment_policies:\n"
     "  macs:\n"
     "    identifiers: [permanent-identifier]\n"
@@ -34,7 +36,11 @@ static const char tpl_yaml[] =
     "    template: web\n"
     "  none:\n"
     "    identifiers: [dns]\n"
-    "    challenges: [http-01]\n";
+    "    challenges: [http-01]\n"
+    "  modules:\n"
+    "    identifiers: [hardware-module]\n"
+    "    challenges: [device-attest-01]\n"
+    "    template: hwm\n";
 
 static int setup(void **state)
 {
@@ -59,7 +65,7 @@ static void test_every_variable_resolves(void **state)
     struct pol_attr a = {"blueprint", "Corp"};
     struct pol_mdm m = {.source = "kandji", .allowed = true, .attrs = &a, .nattrs = 1};
     struct pol_input in = {.policy = "macs", .claims = &c, .mdm = &m, .nmdm = 1,
-                           .eab_kid = "kid", .csr = &csr};
+                           .eab_kid = "kid", .csr = &csr, .identifier = "S/1.2.3"};
     const char *v;
     size_t n;
     for (size_t i = 0; cfg_tpl_vars[i] != NULL; i++) {
@@ -70,6 +76,8 @@ static void test_every_variable_resolves(void **state)
     assert_string_equal(v, "a.example.com");
     assert_int_equal(pol_var_get(&in, "/device/udid", &v, &n), 0);
     assert_string_equal(v, "U");
+    assert_int_equal(pol_var_get(&in, "/device/identifier", &v, &n), 0);
+    assert_string_equal(v, "S/1.2.3");
     assert_int_equal(pol_var_get(&in, "/mdm/kandji/blueprint", &v, &n), 0);
     assert_string_equal(v, "Corp");
     static const char *const missing[] = {
@@ -182,12 +190,33 @@ static void test_render_csr_policy(void **state)
     pol_rendered_clear(NULL);
 }
 
+/* DA-5 with a template: hardware_module_name takes the ordered "serial/type-OID" whole. */
+static void test_render_hw_module(void **state)
+{
+    const struct cfg *cfg = *state;
+    const struct cfg_policy *modules = cfg_policy_find(cfg, "modules");
+    struct pol_input in = {.identifier = "C02X\xc3\xa9/1.2.3.4"};
+    struct pki_issue_req req = {0};
+    struct pol_rendered st;
+    char err[ERR_LEN] = "";
+    assert_int_equal(pol_render(cfg, modules, &in, 0, &req, &st, err), 0);
+    assert_int_equal(req.nsans, 1);
+    assert_int_equal(req.sans[0].type, PKI_SAN_HW_MODULE);
+    assert_string_equal(req.sans[0].value, "C02X\xc3\xa9/1.2.3.4");
+    pol_rendered_clear(&st);
+    in.identifier = NULL;
+    assert_int_equal(pol_render(cfg, modules, &in, 0, &req, &st, err), -1);
+    assert_string_equal(err, "template hwm: ${/device/identifier} has no value");
+    pol_rendered_clear(&st);
+}
+
 int test_pol_template_run(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_variable_resolves),
         cmocka_unit_test(test_render_table),
         cmocka_unit_test(test_render_csr_policy),
+        cmocka_unit_test(test_render_hw_module),
     };
     return cmocka_run_group_tests_name("policy_template", tests, setup, teardown);
 }
