@@ -48,6 +48,8 @@ void acme_problem_set(struct acme_problem *p, const char *type, int status, cons
 struct acme_request {
     const char *method;       /* "GET", "HEAD", "POST", ... */
     const char *path;         /* path only, no query, e.g. "/acme/default/new-order" */
+    const char *query;        /* raw query after '?' (no '?'), or NULL; only the orders list
+                                 reads one, every other resource ignores it */
     const char *content_type; /* Content-Type header or NULL */
     const unsigned char *body;
     size_t body_len;
@@ -170,6 +172,17 @@ void acme_respond_problem(struct acme_ctx *ctx, const struct acme_request *req,
  */
 void acme_validation_done(struct acme_ctx *ctx, struct acme_validation *v, bool ok,
                           const struct acme_problem *prob);
+
+/*
+ * Reports a failed try of v that the validator will repeat (RFC 8555 §8.2,
+ * CH-5): the challenge stays `processing`, prob (type/detail of the try,
+ * required) becomes its `error`, and answers about it carry Retry-After up to
+ * next_attempt (seconds since the epoch). A challenge settled meanwhile, or a
+ * notice older than the one stored, is left alone. Wakes no waiting answer:
+ * a failed try is not an outcome. May block on the store; v is borrowed.
+ */
+void acme_validation_retrying(struct acme_ctx *ctx, const struct acme_validation *v,
+                              const struct acme_problem *prob, int64_t next_attempt);
 
 /*
  * Start-up recovery after a crash: restarts validations left `processing` and

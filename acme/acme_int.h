@@ -3,8 +3,8 @@
  * of files meet here:
  *   core      (problem.c json.c nonce.c nonce_state.c jws.c router.c directory.c
  *              account.c eab.c keychange.c ctx.c chall_wait.c)
- *   resources (order.c authz.c challenge.c device_attest.c finalize.c cert.c
- *              revoke.c recover.c renewal.c)
+ *   resources (order.c orders_list.c authz.c authz_reuse.c challenge.c
+ *              device_attest.c finalize.c cert.c revoke.c recover.c renewal.c)
  * The core authenticates a request and hands the handler a struct acme_rq;
  * handlers fill rq->resp or return -1 with prob set.
  */
@@ -392,5 +392,7 @@ char *acme_url(const struct acme_ctx *ctx, const char *policy, enum acme_res res
                const char *id1, const char *id2);
 /* A new random resource id (22 chars base64url of 16 bytes) into out. 0/-1. */
 int acme_new_id(char out[ACME_MAX_ID]);
+/* Whether s[0..len) can be a resource id: 1..ACME_MAX_ID-1 base64url chars ('.' too if allowed). */
+bool acme_id_is_valid(const char *s, size_t len, bool allow_dot);
 
 #endif

@@ -1,15 +1,16 @@
 /*
  * acme resource internals: the stored shape of orders, authorizations,
  * challenges and certificates (the JSON `data` of their store records), and
- * the helpers the resource files (order.c authz.c challenge.c device_attest.c
- * finalize.c cert.c revoke.c recover.c renewal.c) share with each other and
- * with their unit tests. The core never needs this header.
+ * the helpers the resource files (order.c orders_list.c authz.c authz_reuse.c
+ * challenge.c device_attest.c finalize.c cert.c revoke.c recover.c renewal.c)
+ * share with each other and with their unit tests. The core never needs this
+ * header.
  *
  * Stored data (JSON, one object per record):
  *   order: {"policy","identifiers":[{type,value}],"authorizations":[ids],
  *           "notBefore"?,"notAfter"?,"error"?,"certificate"?}
  *   authz: {"policy","order","identifier":{type,value},"wildcard"?,
- *           "challenges":[{id,type,token,status,validated?,keyAuthz?,error?}],
+ *           "challenges":[{id,type,token,status,validated?,keyAuthz?,error?,retryAt?}],
  *           "attestation"?:{serial,udid,os_version,sepos_version,spki_sha256},
  *           "decision"?:{allowed,reason,roles:[..],mdm:{SOURCE:{ATTR:value}}},
  *           "approval"?:{state,reason?,at?}}
@@ -32,8 +33,13 @@
 /* Base64url text accepted for a CSR (16 KiB DER) and for revokeCert (64 KiB DER). */
 #define ACME_MAX_CSR_B64 (22 * 1024)
 #define ACME_MAX_CERT_B64 (44 * 1024)
-/* Orders listed by account/<id>/orders (no paging: the path carries no cursor). */
-#define ACME_MAX_ORDERS_LIST 1000
+/* Orders per page of account/<id>/orders, and rows one page may read to fill it (L-2 hides some). */
+#define ACME_ORDERS_PAGE 100
+#define ACME_ORDERS_SCAN (4 * ACME_ORDERS_PAGE)
+/* Longest `cursor` accepted in an orders list URL (base64url). */
+#define ACME_MAX_CURSOR 128
+/* Store lookup of an authz: account, policy, type and identifier as ordered (authz_reuse.c). */
+#define ACME_AUTHZ_KEY_MAX (ACME_MAX_ID + 40 + 24 + ACME_MAX_IDENTIFIER + 8)
 /* Seconds suggested to pollers. */
 #define ACME_RETRY_POLL 1
 #define ACME_RETRY_ARI 21600
@@ -65,6 +71,8 @@ struct acme_chall {
     int64_t validated;   /* 0 unless valid */
     char key_authz[256]; /* stored when processing starts (CH-1), "" before */
     cJSON *error;        /* problem document (owned) or NULL */
+    int64_t retry_at;    /* processing after a failed try: when the next one is due
+                            (seconds since the epoch), else 0; never sent to clients */
 };
 
 struct acme_authz {
@@ -82,6 +90,8 @@ struct acme_authz {
     cJSON *decision;           /* admission outcome (owned) or NULL; see approval.c */
     char approval[16];         /* "" (none) | pending | approved | denied */
     char approval_reason[256]; /* a denial's reason */
+    char lookup[ACME_AUTHZ_KEY_MAX]; /* store lookup, acme_authz_key() of the above; set by
+                                        acme_authz_fill and newOrder */
 };
 
 struct acme_order {
@@ -129,6 +139,8 @@ struct pki_ca *acme_ca_by_name(const struct acme_ctx *ctx, const char *name);
 /* 0 found, 1 not found, -1 store/parse error (prob = serverInternal). */
 int acme_order_load(struct acme_ctx *ctx, const char *id, struct acme_order *out,
                     struct acme_problem *prob);
+/* acme_rec_fill_fn for a STORE_ORDER record into a zeroed struct acme_order. */
+int acme_order_fill(void *out, const struct store_rec *rec);
 void acme_order_clear(struct acme_order *o);
 /* Store record viewing o (strings borrowed; *data is new, caller frees). */
 void acme_order_rec(const struct acme_order *o, struct store_rec *rec, char **data);
@@ -141,6 +153,8 @@ void acme_order_fail(struct acme_order *o, const struct acme_problem *err);
 /* ---- authz.c ---- */
 int acme_authz_load(struct acme_ctx *ctx, const char *id, struct acme_authz *out,
                     struct acme_problem *prob);
+/* acme_rec_fill_fn for a STORE_AUTHZ record into a zeroed struct acme_authz (lookup recomputed). */
+int acme_authz_fill(void *out, const struct store_rec *rec);
 void acme_authz_clear(struct acme_authz *a);
 /* Deep copy of src into dst (uninitialised storage); dst is cleared with acme_authz_clear. */
 void acme_authz_copy(const struct acme_authz *src, struct acme_authz *dst);
@@ -163,6 +177,51 @@ bool acme_id_is_device(enum acme_id_type t);
 /* The device part of a device identifier ("SERIAL/1.2.3" -> "SERIAL") into out. */
 void acme_ident_device_part(const struct acme_ident *id, char *out, size_t outlen);
 
+/* ---- authz_reuse.c: valid authorizations serving new orders (S-4) ---- */
+/*
+ * The store lookup of an authz (out, ACME_AUTHZ_KEY_MAX bytes): owner, policy,
+ * identifier type and value as ordered ("*." back in front for a wildcard),
+ * so one index probe finds an account's authorizations of one identifier.
+ */
+void acme_authz_key(const char *owner, const char *policy, enum acme_id_type type, bool wildcard,
+                    const char *value, char *out);
+/* Earliest `expires` an authz may have to be reused by order o (created, notBefore set). */
+int64_t acme_authz_reuse_until(const struct cfg_acme *acme, const struct acme_order *o);
+/*
+ * Whether a may serve a new order of owner under pol for the identifier as
+ * ordered: dns or ip only, same account, policy and identifier (a wildcard
+ * only for the same wildcard), valid now and until at least `until`, and
+ * proved by a challenge pol still offers.
+ */
+bool acme_authz_is_reusable(const struct acme_authz *a, const struct cfg_policy *pol,
+                            const char *owner, const struct acme_ident *ordered, int64_t until);
+/*
+ * The newest reusable authz (acme_authz_is_reusable) among the latest few of
+ * owner's for the identifier: 0 found (out filled; caller clears), 1 none,
+ * -1 store error (prob set).
+ */
+int acme_authz_find_reusable(struct acme_ctx *ctx, const struct cfg_policy *pol, const char *owner,
+                             const struct acme_ident *ordered, int64_t until,
+                             struct acme_authz *out, struct acme_problem *prob);
+/*
+ * The unfinished, unexpired orders of a's account that list a: the order
+ * that made it and those that reused it. *out (caller clears each order and
+ * frees the array) holds *n. 0/-1 (store error, prob set).
+ */
+int acme_authz_orders(struct acme_ctx *ctx, const struct acme_authz *a, struct acme_order **out,
+                      size_t *n, struct acme_problem *prob);
+
+/* ---- orders_list.c: account/<id>/orders in pages (L-3) ---- */
+/* A position in an orders list: the (created, id) of the last order a page covered. */
+struct acme_cursor {
+    int64_t created;
+    char id[ACME_MAX_ID];
+};
+/* Encodes c as an opaque base64url token; caller frees. */
+char *acme_cursor_fmt(const struct acme_cursor *c);
+/* Decodes a token from a next link. 0, or -1 with prob malformed for anything else. */
+int acme_cursor_parse(const char *s, struct acme_cursor *out, struct acme_problem *prob);
+
 /* ---- challenge.c ---- */
 /*
  * Settles a challenge and propagates it to its authz and order in one
@@ -183,6 +242,11 @@ struct acme_validation *acme_validation_build(const struct acme_authz *a,
                                               const struct acme_chall *ch);
 /* Index of chall_id in a, or -1. */
 int acme_authz_find_chall(const struct acme_authz *a, const char *chall_id);
+/*
+ * Retry-After seconds for a response showing a (CH-5): until the next try of
+ * its processing challenge when one is scheduled, else ACME_RETRY_POLL; >= 1.
+ */
+int acme_authz_retry_after(const struct acme_authz *a);
 
 /* What a settlement does besides the challenge result (acme_res_settle_ex). */
 struct acme_settle {

@@ -300,6 +300,7 @@ chall_parse(const cJSON *c, struct acme_chall *ch)
     const char *type = acme_json_str(c, "type");
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(c, "validated");
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(c, "error");
+    const cJSON *retry = cJSON_GetObjectItemCaseSensitive(c, "retryAt");
     size_t i;
 
     for (i = 0; type != NULL && i < ACME_CH__MAX; i++)
@@ -314,6 +315,7 @@ chall_parse(const cJSON *c, struct acme_chall *ch)
     acme_strlcpy(ch->key_authz, acme_json_str(c, "keyAuthz"), sizeof(ch->key_authz));
     ch->validated = cJSON_IsNumber(n) ? (int64_t)n->valuedouble : 0;
     ch->error = cJSON_IsObject(err) ? cJSON_Duplicate(err, 1) : NULL;
+    ch->retry_at = cJSON_IsNumber(retry) ? (int64_t)retry->valuedouble : 0;
     return 0;
 }
 
@@ -362,8 +364,8 @@ out:
     return rc;
 }
 
-static int
-authz_fill(void *arg, const struct store_rec *rec)
+int
+acme_authz_fill(void *arg, const struct store_rec *rec)
 {
     struct acme_authz *a = arg;
 
@@ -373,7 +375,11 @@ authz_fill(void *arg, const struct store_rec *rec)
     a->created = rec->created;
     a->expires = rec->expires;
     a->version = rec->version;
-    return authz_parse_data(a, rec->data);
+    if (authz_parse_data(a, rec->data) != 0)
+        return -1;
+    /* Recomputed, not read: rows from before reuse held their order id there. */
+    acme_authz_key(a->owner, a->policy, a->ident.type, a->wildcard, a->ident.value, a->lookup);
+    return 0;
 }
 
 int
@@ -381,7 +387,7 @@ acme_authz_load(struct acme_ctx *ctx, const char *id, struct acme_authz *out,
                 struct acme_problem *prob)
 {
     memset(out, 0, sizeof(*out));
-    int rc = acme_rec_load(ctx, STORE_AUTHZ, id, "an authorization", authz_fill, out, prob);
+    int rc = acme_rec_load(ctx, STORE_AUTHZ, id, "an authorization", acme_authz_fill, out, prob);
     if (rc < 0)
         acme_authz_clear(out);
     return rc;
@@ -413,6 +419,8 @@ acme_authz_rec(const struct acme_authz *a, struct store_rec *rec, char **data)
             cJSON_AddStringToObject(c, "keyAuthz", a->ch[i].key_authz);
         if (a->ch[i].error != NULL)
             cJSON_AddItemToObject(c, "error", cJSON_Duplicate(a->ch[i].error, 1));
+        if (a->ch[i].retry_at != 0)
+            cJSON_AddNumberToObject(c, "retryAt", (double)a->ch[i].retry_at);
         cJSON_AddItemToArray(chs, c);
     }
     if (a->att.present) {
@@ -431,7 +439,7 @@ acme_authz_rec(const struct acme_authz *a, struct store_rec *rec, char **data)
     rec->kind = STORE_AUTHZ;
     rec->id = (char *)a->id;
     rec->owner = (char *)a->owner;
-    rec->lookup = (char *)a->order; /* lets recovery and audits find an order's authzs */
+    rec->lookup = a->lookup[0] != '\0' ? (char *)a->lookup : NULL; /* newOrder finds reusable ones */
     rec->status = (char *)a->status;
     rec->created = a->created;
     rec->expires = a->expires;
@@ -495,15 +503,20 @@ acme_authz_to_json(const struct acme_ctx *ctx, const struct acme_authz *a)
     return obj;
 }
 
-/* Z-7, S-12: deactivating an authz invalidates its unfinished order, atomically. */
+/*
+ * Z-7, S-12: deactivating an authz invalidates, atomically, every unfinished
+ * order relying on it: its own and those that reused it. An order reusing it
+ * meanwhile bumps its version (order.c), so this commit then conflicts.
+ */
 static int
 deactivate(struct acme_rq *rq, struct acme_authz *a, struct acme_problem *prob)
 {
-    struct acme_order o = {0};
-    struct store_rec recs[2];
-    struct store_write w[2] = {{0}};
-    char *data[2] = {NULL, NULL}, err[ERR_LEN] = "";
+    struct acme_order *os = NULL;
+    struct store_rec *recs = NULL;
+    struct store_write *w = NULL;
+    char **data = NULL, err[ERR_LEN] = "";
     struct acme_problem why = {0};
+    size_t i, n = 0;
     int rc = -1, crc;
 
     if (strcmp(acme_authz_status(a), "pending") != 0 &&
@@ -512,18 +525,21 @@ deactivate(struct acme_rq *rq, struct acme_authz *a, struct acme_problem *prob)
                          "only a pending or valid authorization can be deactivated");
         return -1;
     }
-    if (acme_order_load(rq->ctx, a->order, &o, prob) != 0) {
-        acme_problem_set(prob, "serverInternal", 500, "authorization without its order");
-        goto out;
-    }
+    if (acme_authz_orders(rq->ctx, a, &os, &n, prob) != 0)
+        return -1;
+    recs = xcalloc(n + 1, sizeof(*recs));
+    w = xcalloc(n + 1, sizeof(*w));
+    data = xcalloc(n + 1, sizeof(*data));
     acme_strlcpy(a->status, "deactivated", sizeof(a->status));
     acme_problem_set(&why, "unauthorized", 403, "authorization %s was deactivated", a->id);
-    acme_order_fail(&o, &why);
     acme_authz_rec(a, &recs[0], &data[0]);
-    acme_order_rec(&o, &recs[1], &data[1]);
     w[0] = (struct store_write){STORE_UPDATE, &recs[0], a->version};
-    w[1] = (struct store_write){STORE_UPDATE, &recs[1], o.version};
-    crc = store_commit(rq->ctx->store, w, 2, err);
+    for (i = 0; i < n; i++) {
+        acme_order_fail(&os[i], &why);
+        acme_order_rec(&os[i], &recs[i + 1], &data[i + 1]);
+        w[i + 1] = (struct store_write){STORE_UPDATE, &recs[i + 1], os[i].version};
+    }
+    crc = store_commit(rq->ctx->store, w, n + 1, err);
     if (crc != 0) {
         if (crc > 0)
             acme_problem_set(prob, "serverInternal", 500, "authorization changed meanwhile; retry");
@@ -533,9 +549,14 @@ deactivate(struct acme_rq *rq, struct acme_authz *a, struct acme_problem *prob)
     }
     rc = 0;
 out:
-    free(data[0]);
-    free(data[1]);
-    acme_order_clear(&o);
+    for (i = 0; i < n + 1; i++)
+        free(data[i]);
+    for (i = 0; i < n; i++)
+        acme_order_clear(&os[i]);
+    free(os);
+    free(data);
+    free(w);
+    free(recs);
     return rc;
 }
 
@@ -572,7 +593,7 @@ acme_h_authz(struct acme_rq *rq, struct acme_problem *prob)
     }
     acme_resp_json(rq->resp, 200, acme_authz_to_json(rq->ctx, &a));
     if (strcmp(acme_authz_status(&a), "pending") == 0)
-        acme_resp_header(rq->resp, "Retry-After", "%d", ACME_RETRY_POLL);
+        acme_resp_header(rq->resp, "Retry-After", "%d", acme_authz_retry_after(&a));
     rc = 0;
 out:
     acme_authz_clear(&a);

@@ -76,26 +76,29 @@ extra_type:
 }
 
 /*
- * DA-6: a HardwareModuleName in the CSR, rebuilt as "hwSerialNum/hwType", is
- * byte for byte a hardware-module identifier of the order (no case folding).
+ * DA-6: each device name of the CSR, rebuilt as pki reads it back
+ * ("identifierValue[/assigner]", "hwSerialNum/hwType"), is byte for byte an
+ * identifier of type t in the order (no case folding; an assigner only when
+ * the order has one).
  */
 static int
-check_hw_modules(const struct acme_order *o, const struct pki_csr *csr, struct acme_problem *prob)
+check_device_names(const struct acme_order *o, enum acme_id_type t, const char *what,
+                   char *const *names, size_t n, struct acme_problem *prob)
 {
     const char *want = o->ids[0].value;
     size_t i, k;
 
-    for (k = 0; k < csr->nhw_modules; k++) {
-        if (order_has(o, ACME_ID_HARDWARE, csr->hw_modules[k]))
+    for (k = 0; k < n; k++) {
+        if (order_has(o, t, names[k]))
             continue;
         for (i = 0; i < o->nids; i++)
-            if (o->ids[i].type == ACME_ID_HARDWARE) {
+            if (o->ids[i].type == t) {
                 want = o->ids[i].value;
                 break;
             }
         acme_problem_set(prob, "badCSR", 400,
-                         "CSR HardwareModuleName %.160s does not match the order identifier %.160s",
-                         csr->hw_modules[k], want);
+                         "CSR %s %.160s does not match the order identifier %.160s", what,
+                         names[k], want);
         return -1;
     }
     return 0;
@@ -106,26 +109,16 @@ static int
 check_device(const struct acme_order *o, const struct acme_authz *az, const struct pki_csr *csr,
              struct acme_problem *prob)
 {
-    char device[ACME_MAX_IDENTIFIER + 1];
-    size_t i, k;
-    bool found;
+    size_t i;
 
     if (csr->ndns + csr->nips + csr->nemails + csr->nuris > 0) {
         acme_problem_set(prob, "badCSR", 400, "a device CSR carries no network names");
         return -1;
     }
-    for (k = 0; k < csr->nperm_ids; k++) {
-        for (found = false, i = 0; i < o->nids && !found; i++) {
-            acme_ident_device_part(&o->ids[i], device, sizeof(device));
-            found = strcmp(csr->perm_ids[k], device) == 0;
-        }
-        if (!found) {
-            acme_problem_set(prob, "badCSR", 400,
-                             "CSR permanentIdentifier is not the ordered device");
-            return -1;
-        }
-    }
-    if (check_hw_modules(o, csr, prob) != 0)
+    if (check_device_names(o, ACME_ID_PERMANENT, "permanentIdentifier", csr->perm_ids,
+                           csr->nperm_ids, prob) != 0 ||
+        check_device_names(o, ACME_ID_HARDWARE, "HardwareModuleName", csr->hw_modules,
+                           csr->nhw_modules, prob) != 0)
         return -1;
     if (csr->cn != NULL && csr->cn[0] != '\0' && !order_has(o, o->ids[0].type, csr->cn)) {
         acme_problem_set(prob, "badCSR", 400,
@@ -270,7 +263,6 @@ issue(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
     static const char *const eku_net[] = {"serverAuth", "clientAuth"};
     static const char *const eku_dev[] = {"clientAuth"};
     struct pki_san *sans = xcalloc(o->nids, sizeof(*sans));
-    char (*dev)[ACME_MAX_IDENTIFIER + 1] = xcalloc(o->nids, sizeof(*dev));
     struct pki_name_entry cn = {"CN", o->ids[0].value};
     struct pki_issue_req req = {0};
     bool device = acme_id_is_device(o->ids[0].type);
@@ -278,15 +270,10 @@ issue(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
     size_t i;
     int rc;
 
+    /* DA-4, DA-5: device identifiers go whole; pki splits off the assigner or hwType OID. */
     for (i = 0; i < o->nids; i++) {
         sans[i].type = san_type[o->ids[i].type];
-        /* DA-5: HardwareModuleName takes "serial/type-OID" whole; pki splits it. */
         sans[i].value = o->ids[i].value;
-        if (o->ids[i].type != ACME_ID_PERMANENT)
-            continue;
-        /* DA-4: identifierValue is the device part; pki writes no assigner OID. */
-        acme_ident_device_part(&o->ids[i], dev[i], sizeof(dev[i]));
-        sans[i].value = dev[i];
     }
     req.subject_key = csr->key;
     req.subject = &cn;
@@ -299,7 +286,6 @@ issue(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
     req.not_before = o->not_before != 0 ? o->not_before : clk_now();
     req.not_after = o->not_after != 0 ? o->not_after : req.not_before + rq->policy->cert_validity;
     rc = pki_issue(acme_policy_ca(rq->ctx, rq->policy), &req, iss, err);
-    free(dev);
     free(sans);
     if (rc != 0) {
         log_err("acme", "order %s: issuance failed: %s", o->id, err);

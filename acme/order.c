@@ -1,8 +1,8 @@
 /*
  * order.c: the order resource (RFC 8555 §7.1.3, §7.4): its stored form,
- * newOrder (identifier checks, one authorization per identifier, order and
- * authorizations written in one commit), POST-as-GET on an order and the
- * account's orders list (§7.1.2.1).
+ * newOrder (identifier checks, one authorization per identifier, reused when
+ * a valid one exists (authz_reuse.c), order and new authorizations written in
+ * one commit) and POST-as-GET on an order.
  */
 #include "acme/acme_res_int.h"
 
@@ -111,8 +111,8 @@ out:
     return rc;
 }
 
-static int
-order_fill(void *arg, const struct store_rec *rec)
+int
+acme_order_fill(void *arg, const struct store_rec *rec)
 {
     struct acme_order *o = arg;
 
@@ -130,7 +130,7 @@ acme_order_load(struct acme_ctx *ctx, const char *id, struct acme_order *out,
                 struct acme_problem *prob)
 {
     memset(out, 0, sizeof(*out));
-    int rc = acme_rec_load(ctx, STORE_ORDER, id, "an order", order_fill, out, prob);
+    int rc = acme_rec_load(ctx, STORE_ORDER, id, "an order", acme_order_fill, out, prob);
     if (rc < 0)
         acme_order_clear(out);
     return rc;
@@ -385,6 +385,7 @@ make_authz(struct acme_rq *rq, const struct acme_order *o, size_t i, struct acme
     a->wildcard = o->ids[i].type == ACME_ID_DNS && strncmp(o->ids[i].value, "*.", 2) == 0;
     if (a->wildcard)
         memmove(a->ident.value, a->ident.value + 2, strlen(a->ident.value + 2) + 1);
+    acme_authz_key(a->owner, a->policy, a->ident.type, a->wildcard, a->ident.value, a->lookup);
     a->nch = offered_challenges(rq->policy->challenges, &a->ident, a->wildcard, types);
     for (k = 0; k < a->nch; k++) {
         /* CH-2: 128 random bits per token, never reused. */
@@ -402,50 +403,108 @@ fail:
     return -1;
 }
 
-/* Writes the order and all its authorizations in one commit. */
+/*
+ * One authz per identifier: a reusable one (reused[i]), which the order may
+ * not outlive, or a fresh one. An order whose authzs are all reused is ready
+ * at once (S-4).
+ */
 static int
-store_new_order(struct acme_rq *rq, struct acme_order *o, struct acme_problem *prob)
+plan_authzs(struct acme_rq *rq, struct acme_order *o, bool reuse, struct acme_authz *az,
+            bool *reused, struct acme_problem *prob)
 {
-    struct acme_authz *az = xcalloc(o->nids, sizeof(*az));
+    int64_t until = acme_authz_reuse_until(&rq->ctx->cfg->acme, o);
+    size_t i, nreused = 0;
+    int found = 1;
+
+    for (i = 0; i < o->nids; i++) {
+        if (reuse)
+            found = acme_authz_find_reusable(rq->ctx, rq->policy, o->owner, &o->ids[i], until,
+                                             &az[i], prob);
+        if (found < 0)
+            return -1;
+        reused[i] = found == 0;
+        if (!reused[i] && make_authz(rq, o, i, &az[i], prob) != 0)
+            return -1;
+        if (reused[i]) {
+            nreused++;
+            if (az[i].expires < o->expires)
+                o->expires = az[i].expires;
+        }
+        acme_strlcpy(o->authz[i], az[i].id, ACME_MAX_ID);
+    }
+    o->nauthz = o->nids;
+    acme_strlcpy(o->status, nreused == o->nids ? "ready" : "pending", sizeof(o->status));
+    return 0;
+}
+
+/*
+ * Writes the order and its fresh authzs in one commit, each reused authz
+ * rewritten as read: its version check makes a deactivation racing this
+ * order conflict with it (authz.c). 0, 1 conflict (nothing written), -1.
+ */
+static int
+commit_order(struct acme_rq *rq, const struct acme_order *o, const struct acme_authz *az,
+             const bool *reused, struct acme_problem *prob)
+{
     struct store_rec *recs = xcalloc(o->nids + 1, sizeof(*recs));
     struct store_write *w = xcalloc(o->nids + 1, sizeof(*w));
     char **datas = xcalloc(o->nids + 1, sizeof(*datas));
     char err[ERR_LEN] = "";
-    size_t i, n = 0;
-    int rc = -1;
+    size_t i;
+    int rc;
 
-    o->authz = xcalloc(o->nids, sizeof(*o->authz));
     for (i = 0; i < o->nids; i++) {
-        if (make_authz(rq, o, i, &az[i], prob) != 0)
-            goto out;
-        acme_strlcpy(o->authz[i], az[i].id, ACME_MAX_ID);
+        acme_authz_rec(&az[i], &recs[i], &datas[i]);
+        w[i].op = reused[i] ? STORE_UPDATE : STORE_INSERT;
+        w[i].rec = &recs[i];
+        w[i].expect_version = reused[i] ? az[i].version : 0;
     }
-    o->nauthz = o->nids;
-    for (i = 0; i < o->nids; i++) {
-        acme_authz_rec(&az[i], &recs[n], &datas[n]);
-        w[n].op = STORE_INSERT;
-        w[n].rec = &recs[n];
-        n++;
-    }
-    acme_order_rec(o, &recs[n], &datas[n]);
-    w[n].op = STORE_INSERT;
-    w[n].rec = &recs[n];
-    n++;
-    if (store_commit(rq->ctx->store, w, n, err) != 0) {
+    acme_order_rec(o, &recs[i], &datas[i]);
+    w[i].op = STORE_INSERT;
+    w[i].rec = &recs[i];
+    rc = store_commit(rq->ctx->store, w, o->nids + 1, err);
+    if (rc < 0)
         acme_store_problem(prob, "storing a new order", err);
-        goto out;
-    }
-    rc = 0;
-out:
-    for (i = 0; i < n; i++)
+    for (i = 0; i <= o->nids; i++)
         free(datas[i]);
-    for (i = 0; i < o->nids; i++)
-        acme_authz_clear(&az[i]);
     free(datas);
     free(w);
     free(recs);
-    free(az);
     return rc;
+}
+
+/*
+ * Plans and writes the order; *nreused counts the authzs it reuses. A reused
+ * authz changing before the commit sends it round again, and the last round
+ * reuses nothing, so orders contending for one authz cannot starve each other.
+ */
+static int
+store_new_order(struct acme_rq *rq, struct acme_order *o, size_t *nreused,
+                struct acme_problem *prob)
+{
+    struct acme_authz *az = xcalloc(o->nids, sizeof(*az));
+    bool *reused = xcalloc(o->nids, sizeof(*reused));
+    int64_t expires = o->expires;
+    int rc = 1, tries;
+    size_t i;
+
+    o->authz = xcalloc(o->nids, sizeof(*o->authz));
+    for (tries = 0; rc == 1 && tries < ACME_COMMIT_TRIES; tries++) {
+        o->expires = expires;
+        rc = plan_authzs(rq, o, rq->ctx->cfg->acme.authz_reuse && tries + 1 < ACME_COMMIT_TRIES,
+                         az, reused, prob);
+        if (rc == 0)
+            rc = commit_order(rq, o, az, reused, prob);
+        for (i = 0; i < o->nids; i++)
+            acme_authz_clear(&az[i]);
+    }
+    if (rc == 1)
+        acme_problem_set(prob, "serverInternal", 500, "a new order kept conflicting; retry");
+    for (*nreused = 0, i = 0; rc == 0 && i < o->nids; i++)
+        *nreused += reused[i] ? 1 : 0;
+    free(reused);
+    free(az);
+    return rc == 0 ? 0 : -1;
 }
 
 static int
@@ -469,6 +528,7 @@ acme_h_new_order(struct acme_rq *rq, struct acme_problem *prob)
     const cJSON *payload = rq->jws.payload;
     struct acme_order o = {0};
     char *url = NULL;
+    size_t nreused = 0;
     int rc = -1;
 
     if (!cJSON_IsObject(payload)) {
@@ -491,9 +551,10 @@ acme_h_new_order(struct acme_rq *rq, struct acme_problem *prob)
         identifiers_problem(prob);
         goto out;
     }
-    if (read_window(rq, payload, &o, prob) != 0 || store_new_order(rq, &o, prob) != 0)
+    if (read_window(rq, payload, &o, prob) != 0 || store_new_order(rq, &o, &nreused, prob) != 0)
         goto out;
-    log_info("acme", "order %s created by account %s (%zu identifiers)", o.id, o.owner, o.nids);
+    log_info("acme", "order %s created by account %s (%zu identifiers, %zu authorizations reused)",
+             o.id, o.owner, o.nids, nreused);
     url = acme_url(rq->ctx, o.policy, ACME_RES_ORDER, o.id, NULL);
     acme_resp_json(rq->resp, 201, acme_order_to_json(rq->ctx, &o));
     acme_resp_header(rq->resp, "Location", "%s", url);
@@ -504,7 +565,7 @@ out:
     return rc;
 }
 
-/* ---------------------------------------------------------------- order, orders list */
+/* ---------------------------------------------------------------- order */
 
 int
 acme_h_order(struct acme_rq *rq, struct acme_problem *prob)
@@ -536,57 +597,4 @@ acme_h_order(struct acme_rq *rq, struct acme_problem *prob)
 out:
     acme_order_clear(&o);
     return rc;
-}
-
-struct list_arg {
-    struct acme_ctx *ctx;
-    const char *policy;
-    cJSON *arr;
-};
-
-static int
-list_one(void *arg, const struct store_rec *rec)
-{
-    struct list_arg *la = arg;
-    bool expired;
-    char *url;
-
-    /* L-2: invalid (and expired unfinished) orders are not listed. */
-    if (rec->status == NULL)
-        return 0;
-    expired = (strcmp(rec->status, "pending") == 0 || strcmp(rec->status, "ready") == 0) &&
-              clk_now() > rec->expires;
-    if (strcmp(rec->status, "invalid") == 0 || expired)
-        return 0;
-    url = acme_url(la->ctx, la->policy, ACME_RES_ORDER, rec->id, NULL);
-    cJSON_AddItemToArray(la->arr, cJSON_CreateString(url));
-    free(url);
-    return 0;
-}
-
-int
-acme_h_account_orders(struct acme_rq *rq, struct acme_problem *prob)
-{
-    struct store_filter f = {0};
-    struct list_arg la = {rq->ctx, rq->policy->name, NULL};
-    cJSON *body = NULL;
-    char err[ERR_LEN] = "";
-
-    if (strcmp(rq->id1, rq->acct.id) != 0) {
-        acme_problem_set(prob, "unauthorized", 403, "orders of another account");
-        return -1;
-    }
-    /* No paging (L-3 is a MAY): the newest ACME_MAX_ORDERS_LIST orders. */
-    f.owner = rq->acct.id;
-    f.limit = ACME_MAX_ORDERS_LIST;
-    f.newest_first = true;
-    body = cJSON_CreateObject();
-    la.arr = cJSON_AddArrayToObject(body, "orders");
-    if (store_list(rq->ctx->store, STORE_ORDER, &f, list_one, &la, err) != 0) {
-        cJSON_Delete(body);
-        acme_store_problem(prob, "listing orders", err);
-        return -1;
-    }
-    acme_resp_json(rq->resp, 200, body);
-    return 0;
 }

@@ -45,8 +45,8 @@ static acme_handler_fn *const handlers[ACME_RES__MAX] = {
 };
 
 /* Ids are base64url; renewalInfo ids are "<b64u AKI>.<b64u serial>" (RFC 9773 §4.1). */
-static bool
-id_valid(const char *s, size_t len, bool allow_dot)
+bool
+acme_id_is_valid(const char *s, size_t len, bool allow_dot)
 {
     size_t i;
 
@@ -91,8 +91,31 @@ slice_is(const struct slice *sl, const char *s)
 }
 
 /*
+ * The URL the client must have signed (RFC 8555 §6.4): the resource's, plus
+ * the query for the orders list, whose next-page links carry one (L-3).
+ * Other resources ignore a query, as they always did. 0, or -1 (malformed)
+ * when it does not fit.
+ */
+static int
+route_url(struct acme_rq *rq, struct acme_problem *prob)
+{
+    const char *q = rq->req->query;
+    char *url = acme_url(rq->ctx, rq->policy->name, rq->res, rq->id1, rq->id2);
+    bool with_query = rq->res == ACME_RES_ACCOUNT_ORDERS && q != NULL && q[0] != '\0';
+    int n = snprintf(rq->url, sizeof(rq->url), "%s%s%s", url, with_query ? "?" : "",
+                     with_query ? q : "");
+
+    free(url);
+    if (n < 0 || (size_t)n >= sizeof(rq->url)) {
+        acme_problem_set(prob, "malformed", 400, "request URL too long");
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Fills rq->policy, res, ids and (with_url; acme_is_fast needs none) url from
- * the path. 0, or -1 with a 404 problem.
+ * the path. 0, or -1 with a 404 problem (400 for an over-long URL).
  */
 static int
 route(struct acme_rq *rq, bool with_url, struct acme_problem *prob)
@@ -102,7 +125,6 @@ route(struct acme_rq *rq, bool with_url, struct acme_problem *prob)
     const char *path = rq->req->path, *p;
     int n;
     size_t i;
-    char *url;
 
     if (path == NULL || strncmp(path, "/acme/", 6) != 0)
         goto notfound;
@@ -123,9 +145,9 @@ route(struct acme_rq *rq, bool with_url, struct acme_problem *prob)
             continue;
         if (r->suffix != NULL && !slice_is(&comp[n - 1], r->suffix))
             continue;
-        if (r->nids >= 1 && !id_valid((const char *)comp[2].p, comp[2].len, dot))
+        if (r->nids >= 1 && !acme_id_is_valid((const char *)comp[2].p, comp[2].len, dot))
             goto notfound;
-        if (r->nids == 2 && !id_valid((const char *)comp[3].p, comp[3].len, false))
+        if (r->nids == 2 && !acme_id_is_valid((const char *)comp[3].p, comp[3].len, false))
             goto notfound;
         rq->res = r->res;
         if (r->nids >= 1)
@@ -134,10 +156,7 @@ route(struct acme_rq *rq, bool with_url, struct acme_problem *prob)
             snprintf(rq->id2, sizeof(rq->id2), "%.*s", (int)comp[3].len, comp[3].p);
         if (!with_url)
             return 0;
-        url = acme_url(rq->ctx, rq->policy->name, rq->res, rq->id1, rq->id2);
-        snprintf(rq->url, sizeof(rq->url), "%s", url);
-        free(url);
-        return 0;
+        return route_url(rq, prob);
     }
 notfound:
     rq->policy = NULL;
@@ -172,7 +191,7 @@ load_kid_account(struct acme_rq *rq, struct acme_problem *prob)
         goto out;
     }
     id = kid + plen + 1;
-    if (!id_valid(id, strlen(id), false)) {
+    if (!acme_id_is_valid(id, strlen(id), false)) {
         acme_problem_set(prob, "accountDoesNotExist", 400, "kid is not an account URL");
         goto out;
     }

@@ -1,8 +1,8 @@
 /*
  * config section `acme`: protocol knobs shared by every enrollment policy:
  * challenge validation (resolver, ports, retries) and how long a challenge
- * response waits for its outcome, order and authorization lifetimes,
- * per-account limits and the directory's meta object.
+ * response waits for its outcome, order and authorization lifetimes and
+ * reuse, per-account limits and the directory's meta object.
  */
 #include "config/cfg_int.h"
 
@@ -49,6 +49,8 @@ static const struct cfg_key acme_keys[] = {
      CFG_FIELD(struct cfg_acme, order_lifetime)},
     {.name = "authz_lifetime", .type = CFG_T_DURATION, .def = "7d", .min = 60, .max = 365 * 86400,
      CFG_FIELD(struct cfg_acme, authz_lifetime)},
+    {.name = "authz_reuse", .type = CFG_T_BOOL, .def = "true",
+     CFG_FIELD(struct cfg_acme, authz_reuse)},
     {.name = "limits", .type = CFG_T_MAP, .sub = limit_keys},
     {.name = "meta", .type = CFG_T_MAP, .sub = meta_keys},
     {0},

@@ -49,6 +49,8 @@ static const struct cfg_key webhook_keys[] = {
 static const struct cfg_key events_keys[] = {
     {.name = "file", .type = CFG_T_STRING, CFG_FIELD(struct cfg_events, file)},
     {.name = "webhooks", .type = CFG_T_CUSTOM, .parse = parse_webhooks},
+    {.name = "shutdown_drain", .type = CFG_T_DURATION, .def = "5s", .min = 0, .max = 3600,
+     CFG_FIELD(struct cfg_events, shutdown_drain)},
     {0},
 };
 

@@ -58,6 +58,7 @@ struct cfg_acme {
     int tls_alpn01_port;      /* default 443 */
     int64_t order_lifetime;   /* seconds, default 7d */
     int64_t authz_lifetime;   /* seconds, default 7d */
+    bool authz_reuse;         /* newOrder reuses valid dns/ip authorizations, default true */
     int validation_attempts;  /* tries before a challenge is invalid, default 3 */
     int validation_timeout;   /* seconds per try, default 10 */
     int validation_retry_delay; /* seconds between tries, default 2 */
@@ -302,6 +303,7 @@ struct cfg_events {
                                      NULL when disabled with "-" */
     struct cfg_webhook *webhooks; /* may be empty */
     size_t nwebhooks;
+    int64_t shutdown_drain;       /* seconds SIGTERM gives queued webhook deliveries, default 5 */
 };
 
 struct cfg {

@@ -113,7 +113,8 @@ const char *mdm_result_attr_get(const struct mdm_result *res, const char *name);
  * Failed attempts (connection errors, timeouts, 429, 5xx) are retried with
  * doubling backoff (Retry-After honoured) up to the configured attempts.
  * Each webhook holds at most a bounded number of undelivered events; when
- * full the oldest is dropped with a warning.
+ * full the oldest is dropped with a warning. At shutdown a drain delivers
+ * what is queued within a time bound (mdm_webhooks_drain).
  */
 struct mdm_webhooks;
 
@@ -130,11 +131,27 @@ struct mdm_webhooks *mdm_webhooks_new(const struct cfg *cfg, char err[ERR_LEN]);
  */
 int mdm_webhooks_configure(struct mdm_webhooks *wh, const struct cfg *cfg, char err[ERR_LEN]);
 /*
- * Queues one event for every webhook subscribed to type. json is a JSON
- * object (copied). Thread-safe, never blocks; a no-op without webhooks.
+ * Queues one event for every webhook subscribed to type. id (copied, at most
+ * 31 characters) is the event's id, sent as the JWT's jti on every attempt
+ * at every webhook. json is a JSON object (copied). Thread-safe, never
+ * blocks; a no-op without webhooks and once a drain has begun.
  */
-void mdm_webhooks_send(struct mdm_webhooks *wh, const char *type, const char *json);
-/* Stops the sender; undelivered events are dropped and counted in the log. NULL-safe. */
+void mdm_webhooks_send(struct mdm_webhooks *wh, const char *id, const char *type,
+                       const char *json);
+/* Runs once on the sender thread when a drain ends; undelivered = deliveries given up. */
+typedef void mdm_drain_fn(void *arg, size_t undelivered);
+/*
+ * Shutdown: takes no more events and spends up to ms milliseconds on those
+ * queued, in flight or waiting for a retry due within that time; one whose
+ * next attempt would come later is given up at once. Each delivery given up
+ * is logged (webhook, type, jti = event id), then a total. done (may be NULL)
+ * says when it is over. Returns at once; thread-safe; only the first call
+ * counts.
+ */
+void mdm_webhooks_drain(struct mdm_webhooks *wh, int64_t ms, mdm_drain_fn *done, void *arg);
+/* Ends a drain now (or, before one, makes it end as soon as it starts). Thread-safe. */
+void mdm_webhooks_drain_cut(struct mdm_webhooks *wh);
+/* Stops the sender: cuts a drain short, or gives up on everything without one. NULL-safe. */
 void mdm_webhooks_free(struct mdm_webhooks *wh);
 
 #endif

@@ -7,6 +7,11 @@
  * A webhook's settings and secret sit in a refcounted target: the target
  * list is swapped on reload while queued events keep the target they were
  * queued for, so a reload never loses or re-routes an event.
+ *
+ * Shutdown drains: queued events and retries due before the deadline are
+ * still attempted; a retry due later is given up at once rather than waited
+ * for. What is given up is logged one line per event with its jti, which is
+ * the id of the event's line in the events file, so it can be replayed.
  */
 #include "mdm/mdm_int.h"
 
@@ -40,9 +45,10 @@ struct wh_job {
     char *type;
     char *json;         /* until the token is made */
     char *jwt;
-    char jti[32];
+    char jti[32];       /* the event's id */
     int attempt;        /* attempts started */
     int64_t t0;         /* clk_mono_ms when it was queued */
+    int64_t due;        /* clk_mono_ms of the next attempt while its timer waits; else 0 */
     struct mdm_xfer *xfer;
     struct event *timer;
     struct wh_job *next;  /* inbox or target queue */
@@ -57,9 +63,18 @@ struct mdm_webhooks {
     struct wh_target **targets; /* under mu */
     size_t ntargets;
     struct wh_job *inbox;       /* under mu, newest first */
-    bool stopping;              /* under mu */
+    bool stopping;              /* under mu: no more events are taken */
+    bool cut;                   /* under mu: the drain ends now */
+    int64_t deadline;           /* under mu: clk_mono_ms the drain ends */
+    mdm_drain_fn *done;         /* under mu */
+    void *done_arg;
     bool drained;               /* under mu */
     struct wh_job *live;        /* loop thread: jobs holding an active slot */
+    /* loop thread, once stopping is seen */
+    bool draining, over, finished; /* over: nothing more is attempted */
+    int64_t drain_t0, drain_end;
+    struct event *drain_timer;
+    size_t sent, left;          /* delivered during the drain; given up by it */
 };
 
 /* The engine reads sources from its cfg; the sender's engine has none. */
@@ -178,6 +193,7 @@ static void job_free(struct wh_job *j)
 }
 
 static void job_start(struct wh_job *j);
+static void drain_check(struct mdm_webhooks *wh);
 
 /* Gives up j's active slot and starts the next queued event of its webhook. */
 static void job_finish(struct wh_job *j)
@@ -192,7 +208,7 @@ static void job_finish(struct wh_job *j)
     t->active--;
     atomic_fetch_add(&t->refs, 1); /* t must outlive j for the dequeue below */
     job_free(j);
-    if (t->queue != NULL && t->active < WH_ACTIVE_MAX) {
+    if (t->queue != NULL && t->active < WH_ACTIVE_MAX && !wh->over) {
         struct wh_job *next = t->queue;
         t->queue = next->next;
         if (t->queue == NULL)
@@ -201,6 +217,19 @@ static void job_finish(struct wh_job *j)
         job_start(next);
     }
     target_put(t);
+    drain_check(wh);
+}
+
+/* Shutdown gives up on j, logged by id for a replay; a slot it holds goes to the next event. */
+static void abandon(struct wh_job *j, bool slotted, const char *why)
+{
+    log_warn("webhook", "%s: %s jti=%s not delivered at shutdown (%s)", j->t->name, j->type,
+             j->jti, why);
+    j->wh->left++;
+    if (slotted)
+        job_finish(j);
+    else
+        job_free(j);
 }
 
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg);
@@ -218,6 +247,13 @@ static void job_retry(struct wh_job *j, long retry_after, const char *why)
         return;
     }
     delay = mdm_webhook_backoff_ms(t->backoff, j->attempt, retry_after);
+    if (j->wh->draining && clk_mono_ms() + delay > j->wh->drain_end) {
+        char late[ERR_LEN + 64];
+        snprintf(late, sizeof(late), "%s; next attempt due after the drain", why);
+        abandon(j, true, late);
+        return;
+    }
+    j->due = clk_mono_ms() + delay;
     log_info("webhook", "%s: attempt %d for %s jti=%s failed (%s); next in %lld ms", t->name,
              j->attempt, j->type, j->jti, why, (long long)delay);
     tv.tv_sec = delay / 1000;
@@ -235,6 +271,8 @@ static void job_done(struct mdm_xfer *x, CURLcode rc)
     j->xfer = NULL;
     mdm_xfer_free(j->wh->eng, x);
     if (rc == CURLE_OK && st >= 200 && st <= 299) {
+        if (j->wh->draining)
+            j->wh->sent++;
         log_info("webhook", "%s: delivered %s jti=%s attempt=%d status=%ld ms=%lld", j->t->name,
                  j->type, j->jti, j->attempt, st, (long long)(clk_mono_ms() - j->t0));
         job_finish(j);
@@ -279,7 +317,9 @@ static void job_send(struct wh_job *j)
 
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
 {
-    job_send(arg);
+    struct wh_job *j = arg;
+    j->due = 0;
+    job_send(j);
 }
 
 static void job_start(struct wh_job *j)
@@ -325,40 +365,114 @@ static void job_admit(struct wh_job *j)
     }
 }
 
-/* Shutdown: every queued, waiting or running delivery is dropped, and counted. */
-static size_t drain_all(struct mdm_webhooks *wh)
+/* ---- shutdown drain (loop thread) ---- */
+
+/* Ends the drain once: reports, then wakes whoever waits in mdm_webhooks_drain/_free. */
+static void drain_finish(struct mdm_webhooks *wh)
 {
-    size_t n = 0;
+    mdm_drain_fn *done;
+    void *arg;
+    size_t left = wh->left;
+    long long ms = (long long)(clk_mono_ms() - wh->drain_t0);
+    wh->finished = true;
+    if (wh->drain_timer != NULL)
+        evtimer_del(wh->drain_timer);
+    if (wh->left > 0)
+        log_warn("webhook", "shutdown: %zu webhook deliver%s not made (listed above by jti, the "
+                 "event's id in the events file); %zu made during the drain (%lld ms)",
+                 wh->left, wh->left == 1 ? "y" : "ies", wh->sent, ms);
+    else if (wh->sent > 0)
+        log_info("webhook", "shutdown: all %zu queued webhook deliver%s made in %lld ms",
+                 wh->sent, wh->sent == 1 ? "y" : "ies", ms);
+    pthread_mutex_lock(&wh->mu);
+    wh->drained = true;
+    done = wh->done;
+    arg = wh->done_arg;
+    pthread_cond_signal(&wh->cv);
+    pthread_mutex_unlock(&wh->mu);
+    if (done != NULL)
+        done(arg, left);
+}
+
+static void drain_check(struct mdm_webhooks *wh)
+{
+    if (wh->draining && !wh->finished && wh->live == NULL)
+        drain_finish(wh);
+}
+
+/* Gives up every delivery: queued ones first, so no freed slot starts another. */
+static void abandon_all(struct mdm_webhooks *wh, const char *why)
+{
+    wh->over = true;
     while (wh->live != NULL) {
-        struct wh_job *j = wh->live;
-        struct wh_target *t = j->t;
+        struct wh_target *t = wh->live->t;
         while (t->queue != NULL) {
             struct wh_job *q = t->queue;
             t->queue = q->next;
-            job_free(q);
-            n++;
+            t->nqueued--;
+            abandon(q, false, why);
         }
         t->queue_tail = NULL;
-        t->nqueued = 0;
-        wh->live = j->lnext;
-        t->active--;
-        job_free(j);
-        n++;
+        abandon(wh->live, true, why);
     }
-    return n;
+}
+
+static void on_drain_timer(evutil_socket_t fd, short what, void *arg)
+{
+    abandon_all(arg, "drain time over");
+}
+
+/* Stopping seen (again): a new deadline, or the end when it has passed or was cut. */
+static void drain_update(struct mdm_webhooks *wh, int64_t deadline, const char *why)
+{
+    int64_t now = clk_mono_ms();
+    struct timeval tv;
+    if (wh->finished)
+        return;
+    if (!wh->draining) {
+        wh->draining = true;
+        wh->drain_t0 = now;
+        if (wh->live != NULL && deadline > now)
+            log_info("webhook", "shutdown: delivering queued webhook events for up to %lld ms",
+                     (long long)(deadline - now));
+    }
+    wh->drain_end = deadline;
+    if (deadline <= now) {
+        abandon_all(wh, why);
+        drain_check(wh);
+        return;
+    }
+    if (wh->drain_timer == NULL)
+        wh->drain_timer = evtimer_new(wh->eng->base, on_drain_timer, wh);
+    tv.tv_sec = (deadline - now) / 1000;
+    tv.tv_usec = ((deadline - now) % 1000) * 1000;
+    evtimer_add(wh->drain_timer, &tv);
+    /* Retries already waiting past the deadline are given up now, not waited for. */
+    for (struct wh_job *j = wh->live; j != NULL;) {
+        if (j->due > deadline) {
+            abandon(j, true, "next attempt due after the drain");
+            j = wh->live; /* the list changed */
+            continue;
+        }
+        j = j->lnext;
+    }
+    drain_check(wh);
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct mdm_webhooks *wh = arg;
     struct wh_job *j, *rev = NULL;
-    bool stopping;
-    size_t dropped = 0;
+    bool stopping, cut, over;
+    int64_t deadline;
     pthread_mutex_lock(&wh->mu);
     j = wh->inbox;
     wh->inbox = NULL;
     stopping = wh->stopping;
+    cut = wh->cut;
+    deadline = cut ? 0 : wh->deadline;
     pthread_mutex_unlock(&wh->mu);
+    over = stopping && deadline <= clk_mono_ms();
     while (j != NULL) { /* the inbox is newest first: restore arrival order */
         struct wh_job *next = j->next;
         j->next = rev;
@@ -368,23 +482,13 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     for (j = rev; j != NULL; j = rev) {
         rev = j->next;
         j->next = NULL;
-        if (stopping) {
-            job_free(j);
-            dropped++;
-        } else {
+        if (over)
+            abandon(j, false, cut ? "drain cut short" : "drain time over");
+        else
             job_admit(j);
-        }
     }
-    if (!stopping)
-        return;
-    dropped += drain_all(wh);
-    if (dropped > 0)
-        log_warn("webhook", "shutdown: %zu undelivered event%s dropped", dropped,
-                 dropped == 1 ? "" : "s");
-    pthread_mutex_lock(&wh->mu);
-    wh->drained = true;
-    pthread_cond_signal(&wh->cv);
-    pthread_mutex_unlock(&wh->mu);
+    if (stopping)
+        drain_update(wh, deadline, cut ? "drain cut short" : "drain time over");
 }
 
 /* ---- public ---- */
@@ -445,20 +549,19 @@ static unsigned type_bit(const char *type)
     return 0;
 }
 
-void mdm_webhooks_send(struct mdm_webhooks *wh, const char *type, const char *json)
+void mdm_webhooks_send(struct mdm_webhooks *wh, const char *id, const char *type,
+                       const char *json)
 {
     unsigned bit = type != NULL ? type_bit(type) : 0;
     bool wake;
-    if (wh == NULL || bit == 0 || json == NULL)
+    if (wh == NULL || bit == 0 || json == NULL || id == NULL)
         return;
     pthread_mutex_lock(&wh->mu);
     wake = wh->inbox == NULL;
     for (size_t i = 0; !wh->stopping && i < wh->ntargets; i++) {
         struct wh_target *t = wh->targets[i];
         struct wh_job *j;
-        unsigned char raw[16];
-        char *jti;
-        if (!(t->types & bit) || rand_bytes(raw, sizeof(raw)) != 0)
+        if (!(t->types & bit))
             continue;
         j = xcalloc(1, sizeof(*j));
         j->wh = wh;
@@ -467,9 +570,7 @@ void mdm_webhooks_send(struct mdm_webhooks *wh, const char *type, const char *js
         j->type = xstrdup(type);
         j->json = xstrdup(json);
         j->t0 = clk_mono_ms();
-        jti = b64u_encode(raw, sizeof(raw));
-        snprintf(j->jti, sizeof(j->jti), "%s", jti);
-        free(jti);
+        snprintf(j->jti, sizeof(j->jti), "%s", id);
         j->next = wh->inbox;
         wh->inbox = j;
     }
@@ -479,21 +580,46 @@ void mdm_webhooks_send(struct mdm_webhooks *wh, const char *type, const char *js
         event_active(wh->wake, EV_READ, 0);
 }
 
+/* The first call sets the deadline and who is told; a cut counts whenever it comes. */
+static void wh_stop(struct mdm_webhooks *wh, bool cut, int64_t ms, mdm_drain_fn *done,
+                    void *arg)
+{
+    pthread_mutex_lock(&wh->mu);
+    if (!wh->stopping) {
+        wh->stopping = true;
+        wh->deadline = clk_mono_ms() + ms;
+        wh->done = done;
+        wh->done_arg = arg;
+    }
+    wh->cut = wh->cut || cut;
+    pthread_mutex_unlock(&wh->mu);
+    event_active(wh->wake, EV_READ, 0);
+}
+
+void mdm_webhooks_drain(struct mdm_webhooks *wh, int64_t ms, mdm_drain_fn *done, void *arg)
+{
+    wh_stop(wh, false, ms, done, arg);
+}
+
+void mdm_webhooks_drain_cut(struct mdm_webhooks *wh)
+{
+    wh_stop(wh, true, 0, NULL, NULL);
+}
+
 void mdm_webhooks_free(struct mdm_webhooks *wh)
 {
     if (wh == NULL)
         return;
     if (wh->wake != NULL) {
-        pthread_mutex_lock(&wh->mu);
-        wh->stopping = true;
-        pthread_mutex_unlock(&wh->mu);
-        event_active(wh->wake, EV_READ, 0);
+        mdm_webhooks_drain_cut(wh);
         pthread_mutex_lock(&wh->mu);
         while (!wh->drained)
             pthread_cond_wait(&wh->cv, &wh->mu);
         pthread_mutex_unlock(&wh->mu);
         event_free(wh->wake);
     }
+    if (wh->drain_timer != NULL)
+        event_free(wh->drain_timer);
     mdm_engine_free(wh->eng);
     for (size_t i = 0; i < wh->ntargets; i++)
         target_put(wh->targets[i]);

@@ -144,7 +144,8 @@ struct pki_csr {
     size_t nemails;
     char **uris;     /* uniformResourceIdentifier SANs */
     size_t nuris;
-    char **perm_ids; /* permanentIdentifier otherName SANs (RFC 4043 identifierValue) */
+    char **perm_ids; /* permanentIdentifier otherName SANs (RFC 4043) rebuilt as
+                        "identifierValue[/assigner]", the permanent-identifier form */
     size_t nperm_ids;
     char **hw_modules; /* HardwareModuleName otherName SANs (RFC 4108) rebuilt as
                           "hwSerialNum/hwType", the hardware-module identifier form */
@@ -196,7 +197,8 @@ enum pki_san_type {
     PKI_SAN_IP,
     PKI_SAN_EMAIL,
     PKI_SAN_URI,
-    PKI_SAN_PERMANENT_ID, /* otherName 1.3.6.1.5.5.7.8.3, RFC 4043 */
+    PKI_SAN_PERMANENT_ID, /* otherName 1.3.6.1.5.5.7.8.3, RFC 4043 PermanentIdentifier; value
+                             "value[/dotted-OID]": identifierValue bytes as written, assigner */
     PKI_SAN_UPN,          /* otherName 1.3.6.1.4.1.311.20.2.3 */
     PKI_SAN_HW_MODULE,    /* otherName 1.3.6.1.5.5.7.8.4, RFC 4108 HardwareModuleName; value
                              "serial/dotted-OID": hwSerialNum bytes as written, hwType */

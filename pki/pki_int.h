@@ -60,8 +60,12 @@ STACK_OF(X509) * pki_read_certs(const char *path, int max, char err[ERR_LEN]);
 /* Builds one GeneralName from a SAN kind and its text form. NULL with err. */
 GENERAL_NAME *pki_san_to_general_name(enum pki_san_type type, const char *value, char err[ERR_LEN]);
 /*
- * Reads the identifierValue of an RFC 4043 PermanentIdentifier from its DER
- * SEQUENCE. *out is NULL when the optional value is absent. 0/-1.
+ * Reads an RFC 4043 PermanentIdentifier from its DER SEQUENCE into *out as
+ * "identifierValue" or, with an assigner, "identifierValue/assigner" (dotted
+ * OID), the form of a permanent-identifier. *out is NULL when the optional
+ * identifierValue is absent. Refuses a value that is not 1..1024 bytes of
+ * UTF-8 or holds NUL or "/", since it would rebuild to another identifier.
+ * 0/-1 (*out NULL).
  */
 int pki_perm_id_parse(const unsigned char *der, size_t len, char **out);
 /*

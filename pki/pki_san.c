@@ -2,7 +2,8 @@
  * pki_san.c: subjectAltName building blocks shared by CSR parsing and
  * issuance: GeneralName construction from template values (DNS, IP, email,
  * URI, permanentIdentifier, UPN, HardwareModuleName) and the RFC 4043
- * PermanentIdentifier and RFC 4108 HardwareModuleName codecs.
+ * PermanentIdentifier and RFC 4108 HardwareModuleName codecs, which map both
+ * to and from the device identifier text "part/OID" of an order.
  */
 #include "pki/pki.h"
 #include "pki/pki_int.h"
@@ -16,8 +17,8 @@
 
 #define SAN_VALUE_MAX 1024
 #define DNS_NAME_MAX 253
-/* Dotted hwType text; device identifiers are at most 128 bytes in all (DA-3). */
-#define HW_TYPE_MAX 128
+/* Dotted OID text (hwType, assigner); device identifiers are at most 128 bytes (DA-1, DA-3). */
+#define OID_TEXT_MAX 128
 
 static bool is_ascii_token(const char *s, size_t max)
 {
@@ -47,133 +48,158 @@ static bool is_utf8(const unsigned char *p, size_t len, size_t max)
     return true;
 }
 
-int pki_perm_id_parse(const unsigned char *der, size_t len, char **out)
+/* Opens a DER SEQUENCE spanning der..der+len: *p and *end bound its contents. 0/-1. */
+static int seq_open(const unsigned char *der, size_t len, const unsigned char **p,
+                    const unsigned char **end)
 {
-    const unsigned char *p = der, *end;
     long l = 0;
     int tag = 0, cls = 0, r;
 
-    *out = NULL;
+    *p = der;
     if (der == NULL || len == 0 || len > SAN_VALUE_MAX + 64)
         return -1;
-    r = ASN1_get_object(&p, &l, &tag, &cls, (long)len);
+    r = ASN1_get_object(p, &l, &tag, &cls, (long)len);
     /* 0x80: error; 0x01: indefinite length, never valid DER. */
     if ((r & 0x81) != 0 || (r & V_ASN1_CONSTRUCTED) == 0 || tag != V_ASN1_SEQUENCE ||
-        cls != V_ASN1_UNIVERSAL || p + l != der + len)
+        cls != V_ASN1_UNIVERSAL || *p + l != der + len) {
+        ERR_clear_error();
         return -1;
-    end = p + l;
-    /* Elements in order: optional identifierValue, then optional assigner OID. */
-    for (int seen = 0; p < end; seen++) {
-        r = ASN1_get_object(&p, &l, &tag, &cls, end - p);
-        if ((r & 0x81) != 0 || (r & V_ASN1_CONSTRUCTED) != 0 || cls != V_ASN1_UNIVERSAL)
-            goto bad;
-        if (tag == V_ASN1_UTF8STRING && seen == 0) {
-            if (!is_utf8(p, (size_t)l, SAN_VALUE_MAX))
-                goto bad;
-            *out = xstrndup((const char *)p, (size_t)l);
-        } else if (tag != V_ASN1_OBJECT || l <= 0 || seen > 1 || (seen == 1 && *out == NULL)) {
-            /* The assigner OID is skipped; its meaning is not ours to judge. */
-            goto bad;
-        }
-        p += l;
+    }
+    *end = *p + l;
+    return 0;
+}
+
+/* A universal primitive element of tag at *p (< end): its contents, *p moved past it. 0/-1. */
+static int prim_read(const unsigned char **p, const unsigned char *end, int tag,
+                     const unsigned char **val, size_t *vlen)
+{
+    long l = 0;
+    int t = 0, cls = 0, r;
+
+    if (*p >= end)
+        return -1;
+    r = ASN1_get_object(p, &l, &t, &cls, end - *p);
+    if ((r & 0x81) != 0 || (r & V_ASN1_CONSTRUCTED) != 0 || t != tag || cls != V_ASN1_UNIVERSAL) {
+        ERR_clear_error();
+        return -1;
+    }
+    *val = *p;
+    *vlen = (size_t)l;
+    *p += l;
+    return 0;
+}
+
+/*
+ * An OBJECT IDENTIFIER at *p (< end) as dotted text, *p moved past it. d2i
+ * looks at the tag number only, so the identifier octet is checked here; c2i
+ * refuses empty and non-minimal arcs, so the text is canonical. 0/-1.
+ */
+static int oid_read(const unsigned char **p, const unsigned char *end, char txt[OID_TEXT_MAX + 1])
+{
+    ASN1_OBJECT *obj = NULL;
+    int n = 0;
+
+    if (*p < end && **p == V_ASN1_OBJECT)
+        obj = d2i_ASN1_OBJECT(NULL, p, end - *p);
+    if (obj != NULL)
+        n = OBJ_obj2txt(txt, OID_TEXT_MAX + 1, obj, 1);
+    ASN1_OBJECT_free(obj);
+    ERR_clear_error();
+    return n > 0 && n <= OID_TEXT_MAX ? 0 : -1;
+}
+
+/*
+ * "part" or "part/OID", the identifier text an order holds for the device;
+ * NULL unless part is 1..1024 bytes of UTF-8 without NUL or "/" (a "/" would
+ * make it read back as another identifier, "A/1.2" as "A" plus an OID).
+ */
+static char *id_text(const unsigned char *part, size_t plen, const char *oid)
+{
+    if (!is_utf8(part, plen, SAN_VALUE_MAX) || memchr(part, '/', plen) != NULL)
+        return NULL;
+    if (oid == NULL)
+        return xstrndup((const char *)part, plen);
+    return xasprintf("%.*s/%s", (int)plen, (const char *)part, oid);
+}
+
+int pki_perm_id_parse(const unsigned char *der, size_t len, char **out)
+{
+    const unsigned char *p, *end, *val = NULL;
+    char assigner[OID_TEXT_MAX + 1];
+    size_t vlen = 0;
+    bool has_assigner = false;
+
+    *out = NULL;
+    if (seq_open(der, len, &p, &end) != 0)
+        return -1;
+    /* Both elements are optional, in this order: identifierValue, assigner. */
+    if (p < end && *p == V_ASN1_UTF8STRING &&
+        prim_read(&p, end, V_ASN1_UTF8STRING, &val, &vlen) != 0)
+        return -1;
+    if (p < end) {
+        if (oid_read(&p, end, assigner) != 0)
+            return -1;
+        has_assigner = true;
     }
     if (p != end)
-        goto bad;
-    return 0;
-bad:
-    free(*out);
-    *out = NULL;
-    return -1;
+        return -1;
+    if (val == NULL)
+        return 0;
+    *out = id_text(val, vlen, has_assigner ? assigner : NULL);
+    return *out != NULL ? 0 : -1;
 }
 
 int pki_hw_module_parse(const unsigned char *der, size_t len, char **out)
 {
-    const unsigned char *p = der, *end;
-    char type[HW_TYPE_MAX + 1];
-    ASN1_OBJECT *obj = NULL;
-    long l = 0;
-    int tag = 0, cls = 0, r, n, rc = -1;
+    const unsigned char *p, *end, *serial = NULL;
+    char type[OID_TEXT_MAX + 1];
+    size_t slen = 0;
 
     *out = NULL;
-    if (der == NULL || len == 0 || len > SAN_VALUE_MAX + 64)
+    if (seq_open(der, len, &p, &end) != 0 || oid_read(&p, end, type) != 0 ||
+        prim_read(&p, end, V_ASN1_OCTET_STRING, &serial, &slen) != 0 || p != end)
         return -1;
-    r = ASN1_get_object(&p, &l, &tag, &cls, (long)len);
-    if ((r & 0x81) != 0 || (r & V_ASN1_CONSTRUCTED) == 0 || tag != V_ASN1_SEQUENCE ||
-        cls != V_ASN1_UNIVERSAL || p + l != der + len)
-        goto out;
-    end = p + l;
-    /*
-     * hwType: d2i looks at the tag number only, so the identifier octet is
-     * checked here; c2i refuses empty and non-minimal arcs, so the text is canonical.
-     */
-    if (p < end && *p == V_ASN1_OBJECT)
-        obj = d2i_ASN1_OBJECT(NULL, &p, end - p);
-    n = obj != NULL ? OBJ_obj2txt(type, sizeof(type), obj, 1) : 0;
-    if (n <= 0 || n >= (int)sizeof(type) || p >= end)
-        goto out;
-    r = ASN1_get_object(&p, &l, &tag, &cls, end - p);
-    if ((r & 0x81) != 0 || (r & V_ASN1_CONSTRUCTED) != 0 || tag != V_ASN1_OCTET_STRING ||
-        cls != V_ASN1_UNIVERSAL || p + l != end)
-        goto out;
-    if (!is_utf8(p, (size_t)l, SAN_VALUE_MAX) || memchr(p, '/', (size_t)l) != NULL)
-        goto out;
-    *out = xasprintf("%.*s/%s", (int)l, (const char *)p, type);
-    rc = 0;
-out:
-    ASN1_OBJECT_free(obj);
-    ERR_clear_error();
-    return rc;
+    *out = id_text(serial, slen, type);
+    return *out != NULL ? 0 : -1;
 }
 
-/* A DER SEQUENCE as an otherName ANY value (OpenSSL keeps the encoding as is). */
-static ASN1_TYPE *seq_type(const unsigned char *der, int len)
+/*
+ * DER SEQUENCE { [oid,] str_tag part [, oid] } as an otherName ANY value (OpenSSL
+ * keeps the encoding as is): PermanentIdentifier puts its optional assigner
+ * last, HardwareModuleName its hwType first.
+ */
+static ASN1_TYPE *id_seq_type(int str_tag, const char *part, size_t plen, const ASN1_OBJECT *oid,
+                              bool oid_first)
 {
-    ASN1_STRING *seq = ASN1_STRING_type_new(V_ASN1_SEQUENCE);
-    ASN1_TYPE *t = ASN1_TYPE_new();
-
-    if (seq == NULL || t == NULL || ASN1_STRING_set(seq, der, len) != 1) {
-        ASN1_STRING_free(seq);
-        ASN1_TYPE_free(t);
-        return NULL;
-    }
-    ASN1_TYPE_set(t, V_ASN1_SEQUENCE, seq);
-    return t;
-}
-
-/* DER PermanentIdentifier SEQUENCE { identifierValue UTF8String } as an ANY value. */
-static ASN1_TYPE *perm_id_type(const char *value, size_t vlen)
-{
-    int inner = ASN1_object_size(0, (int)vlen, V_ASN1_UTF8STRING);
-    int total = ASN1_object_size(1, inner, V_ASN1_SEQUENCE);
-    unsigned char *der = xmalloc((size_t)total), *p = der;
-    ASN1_TYPE *t;
-
-    ASN1_put_object(&p, 1, inner, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
-    ASN1_put_object(&p, 0, (int)vlen, V_ASN1_UTF8STRING, V_ASN1_UNIVERSAL);
-    memcpy(p, value, vlen);
-    t = seq_type(der, total);
-    free(der);
-    return t;
-}
-
-/* DER HardwareModuleName SEQUENCE { hwType OID, hwSerialNum OCTET STRING } as an ANY value. */
-static ASN1_TYPE *hw_module_type(const ASN1_OBJECT *hw_type, const char *serial, size_t slen)
-{
-    int olen = i2d_ASN1_OBJECT(hw_type, NULL), inner, total;
+    int olen = oid != NULL ? i2d_ASN1_OBJECT(oid, NULL) : 0;
+    int inner, total;
     unsigned char *der, *p;
-    ASN1_TYPE *t;
+    ASN1_STRING *seq = NULL;
+    ASN1_TYPE *t = NULL;
 
-    if (olen <= 0)
+    if (oid != NULL && olen <= 0)
         return NULL;
-    inner = olen + ASN1_object_size(0, (int)slen, V_ASN1_OCTET_STRING);
+    inner = olen + ASN1_object_size(0, (int)plen, str_tag);
     total = ASN1_object_size(1, inner, V_ASN1_SEQUENCE);
     der = xmalloc((size_t)total);
     p = der;
     ASN1_put_object(&p, 1, inner, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
-    i2d_ASN1_OBJECT(hw_type, &p);
-    ASN1_put_object(&p, 0, (int)slen, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL);
-    memcpy(p, serial, slen);
-    t = seq_type(der, total);
+    if (oid != NULL && oid_first)
+        i2d_ASN1_OBJECT(oid, &p);
+    ASN1_put_object(&p, 0, (int)plen, str_tag, V_ASN1_UNIVERSAL);
+    memcpy(p, part, plen);
+    p += plen;
+    if (oid != NULL && !oid_first)
+        i2d_ASN1_OBJECT(oid, &p);
+    seq = ASN1_STRING_type_new(V_ASN1_SEQUENCE);
+    t = ASN1_TYPE_new();
+    if (seq == NULL || t == NULL || ASN1_STRING_set(seq, der, total) != 1) {
+        ASN1_STRING_free(seq);
+        ASN1_TYPE_free(t);
+        t = NULL;
+    } else {
+        ASN1_TYPE_set(t, V_ASN1_SEQUENCE, seq);
+    }
     free(der);
     return t;
 }
@@ -208,49 +234,80 @@ static GENERAL_NAME *othername(const char *oid, ASN1_TYPE *t, char err[ERR_LEN])
     return gn;
 }
 
-/* permanentIdentifier (identifierValue only) or UPN (a bare UTF8String). */
-static GENERAL_NAME *utf8_othername(const char *oid, const char *value, char err[ERR_LEN])
+static GENERAL_NAME *upn_name(const char *value, char err[ERR_LEN])
 {
     size_t vlen = strnlen(value, SAN_VALUE_MAX + 1);
-    bool perm = strcmp(oid, PKI_OID_PERMANENT_ID) == 0;
 
     if (!is_utf8((const unsigned char *)value, vlen, SAN_VALUE_MAX)) {
-        pki_set_err(err, "%s SAN value is not 1 to %d bytes of UTF-8",
-                    perm ? "permanentIdentifier" : "UPN", SAN_VALUE_MAX);
+        pki_set_err(err, "UPN SAN value is not 1 to %d bytes of UTF-8", SAN_VALUE_MAX);
         return NULL;
     }
-    return othername(oid, perm ? perm_id_type(value, vlen) : utf8_type(value, vlen), err);
+    return othername(PKI_OID_UPN, utf8_type(value, vlen), err);
 }
 
 /*
- * "serial/type-OID", the hardware-module identifier form, as a HardwareModuleName:
- * hwSerialNum gets the serial's bytes untouched (DA-5), hwType the OID.
+ * Splits "part[/OID]", the device identifier form: *plen is the length of
+ * part, *oid the OID after the first "/" (NULL without one). The text round
+ * trip refuses what OpenSSL would quietly rewrite ("1.2.03", names, a second
+ * "/"), so the OID reads back as written. 0/-1.
  */
-static GENERAL_NAME *hw_module_name(const char *value, char err[ERR_LEN])
+static int id_split(const char *value, size_t *plen, ASN1_OBJECT **oid)
 {
-    const char *slash = strchr(value, '/');
-    size_t slen = slash != NULL ? (size_t)(slash - value) : 0;
-    char type[HW_TYPE_MAX + 1] = "";
-    ASN1_OBJECT *obj = NULL;
-    GENERAL_NAME *gn;
+    size_t n = strnlen(value, SAN_VALUE_MAX + OID_TEXT_MAX + 2);
+    const char *slash = memchr(value, '/', n);
+    char back[OID_TEXT_MAX + 1];
 
-    if (slash != NULL && strnlen(slash + 1, HW_TYPE_MAX + 1) <= HW_TYPE_MAX)
-        obj = OBJ_txt2obj(slash + 1, 1);
-    if (obj != NULL)
-        OBJ_obj2txt(type, sizeof(type), obj, 1);
-    /* The round trip refuses what OpenSSL would quietly rewrite ("1.2.03", names). */
-    if (obj == NULL || strcmp(type, slash + 1) != 0 ||
-        !is_utf8((const unsigned char *)value, slen, SAN_VALUE_MAX)) {
-        ERR_clear_error();
-        ASN1_OBJECT_free(obj);
-        pki_set_err(err,
-                    "HardwareModuleName SAN value is not \"serial/dotted-OID\" with a "
-                    "serial of 1 to %d bytes of UTF-8",
-                    SAN_VALUE_MAX);
+    *oid = NULL;
+    *plen = slash != NULL ? (size_t)(slash - value) : n;
+    if (!is_utf8((const unsigned char *)value, *plen, SAN_VALUE_MAX))
+        return -1;
+    if (slash == NULL)
+        return 0;
+    if (n - *plen - 1 <= OID_TEXT_MAX && value[n] == '\0')
+        *oid = OBJ_txt2obj(slash + 1, 1);
+    if (*oid != NULL && OBJ_obj2txt(back, sizeof(back), *oid, 1) > 0 &&
+        strcmp(back, slash + 1) == 0)
+        return 0;
+    ASN1_OBJECT_free(*oid);
+    *oid = NULL;
+    ERR_clear_error();
+    return -1;
+}
+
+/*
+ * A device identifier as its SAN, part bytes untouched (DA-4, DA-5):
+ * "value[/assigner-OID]" as PermanentIdentifier { identifierValue, assigner },
+ * "serial/type-OID" as HardwareModuleName { hwType, hwSerialNum }.
+ */
+static GENERAL_NAME *device_name(enum pki_san_type type, const char *value, char err[ERR_LEN])
+{
+    bool hw = type == PKI_SAN_HW_MODULE;
+    ASN1_OBJECT *oid = NULL;
+    GENERAL_NAME *gn;
+    size_t plen = 0;
+
+    /* hwType is mandatory; the assigner is optional. */
+    if (id_split(value, &plen, &oid) != 0 || (hw && oid == NULL)) {
+        ASN1_OBJECT_free(oid);
+        if (hw)
+            pki_set_err(err,
+                        "HardwareModuleName SAN value is not \"serial/dotted-OID\" with a "
+                        "serial of 1 to %d bytes of UTF-8",
+                        SAN_VALUE_MAX);
+        else
+            pki_set_err(err,
+                        "permanentIdentifier SAN value is not \"value[/dotted-OID]\" with "
+                        "a value of 1 to %d bytes of UTF-8",
+                        SAN_VALUE_MAX);
         return NULL;
     }
-    gn = othername(PKI_OID_HW_MODULE_NAME, hw_module_type(obj, value, slen), err);
-    ASN1_OBJECT_free(obj);
+    if (hw)
+        gn = othername(PKI_OID_HW_MODULE_NAME,
+                       id_seq_type(V_ASN1_OCTET_STRING, value, plen, oid, true), err);
+    else
+        gn = othername(PKI_OID_PERMANENT_ID,
+                       id_seq_type(V_ASN1_UTF8STRING, value, plen, oid, false), err);
+    ASN1_OBJECT_free(oid);
     return gn;
 }
 
@@ -318,11 +375,10 @@ GENERAL_NAME *pki_san_to_general_name(enum pki_san_type type, const char *value,
     case PKI_SAN_URI:
         return ia5_name(GEN_URI, value, SAN_VALUE_MAX, err);
     case PKI_SAN_PERMANENT_ID:
-        return utf8_othername(PKI_OID_PERMANENT_ID, value, err);
-    case PKI_SAN_UPN:
-        return utf8_othername(PKI_OID_UPN, value, err);
     case PKI_SAN_HW_MODULE:
-        return hw_module_name(value, err);
+        return device_name(type, value, err);
+    case PKI_SAN_UPN:
+        return upn_name(value, err);
     default:
         pki_set_err(err, "unsupported SAN type %d", (int)type);
         return NULL;

@@ -48,12 +48,14 @@ struct serve {
     int port;
 };
 
-/* A finished validation on its way from the validator thread to a pool thread. */
+/* A validation's result, or a failed try, on its way from the validator thread to the pool. */
 struct val_job {
-    struct srv_gen *g; /* holds the reference taken in on_validate */
+    struct srv_gen *g; /* a result: the reference taken in on_validate; a try: its own */
     struct acme_validation *v;
     bool ok;
     struct acme_problem prob;
+    bool retrying; /* a failed try: v is a copy, next_attempt when the next try is due */
+    int64_t next_attempt;
 };
 
 /* Every request runs on the generation current when it reached the handler. */
@@ -86,42 +88,76 @@ static void on_problem(void *arg, const struct acme_request *req, int status, co
     srv_gen_put(s->rl, g);
 }
 
-/* A validation keeps its generation alive until its result is stored. */
+/*
+ * A validation keeps its generation alive until its result is stored. A
+ * request that outlived shutdown_timeout may get here after the validator
+ * stopped: its challenge stays processing for the next start to recover.
+ */
 static void on_validate(void *arg, struct acme_validation *v)
 {
     struct srv_gen *g = arg;
+    struct serve *s = g->owner;
     srv_gen_ref(g);
-    srv_validator_submit(g->val, v);
+    if (srv_validator_submit(g->val, v) != 0) {
+        log_warn("server", "validation %s not started: shutting down", v->chall_id);
+        srv_gen_put(s->rl, g);
+        free(v);
+    }
 }
 
 static void val_job_run(void *arg)
 {
     struct val_job *j = arg;
     struct serve *s = j->g->owner;
-    acme_validation_done(j->g->acme, j->v, j->ok, j->ok ? NULL : &j->prob);
+    if (j->retrying) {
+        acme_validation_retrying(j->g->acme, j->v, &j->prob, j->next_attempt);
+        free(j->v);
+    } else {
+        acme_validation_done(j->g->acme, j->v, j->ok, j->ok ? NULL : &j->prob);
+    }
     srv_gen_put(s->rl, j->g);
     free(j);
 }
 
-/* Validator thread: must not block, and acme_validation_done may (store). */
+/* Validator thread: must not block, and acme/ may (store). */
+static void val_job_queue(struct val_job *j)
+{
+    struct serve *s = j->g->owner;
+    /* forced: a result is never dropped for load, the validator bounds its own work */
+    if (srv_pool_submit(s->pool, val_job_run, j, true) != 0) {
+        log_err("server", "validation %s %s dropped: pool stopped", j->v->chall_id,
+                j->retrying ? "try" : "result");
+        srv_gen_put(s->rl, j->g);
+        free(j->v);
+        free(j);
+    }
+}
+
 static void on_validation_done(void *arg, struct acme_validation *v, bool ok,
                                const struct acme_problem *prob)
 {
     struct val_job *j = xcalloc(1, sizeof(*j));
-    struct serve *s;
     j->g = arg;
-    s = j->g->owner;
     j->v = v;
     j->ok = ok;
     if (!ok && prob != NULL)
         j->prob = *prob;
-    /* forced: a result is never dropped for load, the validator bounds its own work */
-    if (srv_pool_submit(s->pool, val_job_run, j, true) != 0) {
-        log_err("server", "validation %s dropped: pool stopped", v->chall_id);
-        srv_gen_put(s->rl, j->g);
-        free(v);
-        free(j);
-    }
+    val_job_queue(j);
+}
+
+/* The validator keeps v for its next try, so the pool gets a copy. */
+static void on_validation_retry(void *arg, const struct acme_validation *v,
+                                const struct acme_problem *prob, int64_t next_attempt)
+{
+    struct val_job *j = xcalloc(1, sizeof(*j));
+    j->g = arg;
+    srv_gen_ref(j->g);
+    j->v = xmalloc(sizeof(*j->v));
+    *j->v = *v;
+    j->prob = *prob;
+    j->retrying = true;
+    j->next_attempt = next_attempt;
+    val_job_queue(j);
 }
 
 /* A step deferred by acme/ (after an MDM answer) keeps its generation alive too. */
@@ -245,7 +281,7 @@ static int gen_build(void *arg, struct srv_gen *g, const struct acme_ctx *share,
         return -1;
     struct att_limits lim = {a->max_attobj, a->max_cbor_depth, a->max_x5c};
     att_verifier_set_limits(g->att, &lim);
-    g->val = srv_validator_new(&g->cfg->acme, on_validation_done, g, err);
+    g->val = srv_validator_new(&g->cfg->acme, on_validation_done, on_validation_retry, g, err);
     if (g->val == NULL)
         return -1;
     if (g->cfg->nsignal_sources > 0) {
@@ -351,8 +387,9 @@ static void save_nonces(struct serve *s)
 /*
  * Reverse order of setup: nothing new comes in, in-flight requests get
  * shutdown_timeout, the validator stops feeding the pool, the pool drains
- * (its answers go to requests marked gone), the nonce state is saved, and
- * the store commits last.
+ * (its answers go to requests marked gone), the nonce state is saved, the
+ * webhooks get events.shutdown_drain for what is still queued, and the store
+ * commits last.
  */
 static void serve_free(struct serve *s)
 {
@@ -368,6 +405,7 @@ static void serve_free(struct serve *s)
     save_nonces(s);
     srv_http_free(s->http);
     srv_reload_free(s->rl);
+    srv_events_drain(s->events);
     srv_events_free(s->events);
     store_close(s->st);
     srv_cas_free(s->cas, s->cfg != NULL ? s->cfg->ncas : 0);

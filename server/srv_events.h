@@ -29,14 +29,22 @@ struct srv_events;
  */
 struct srv_events *srv_events_new(const struct cfg *cfg, char err[ERR_LEN]);
 /*
- * An acme_event_fn (arg = struct srv_events *): queues one JSON line for the
- * writer and the event for every subscribed webhook. Never blocks on I/O;
- * safe on any thread.
+ * An acme_event_fn (arg = struct srv_events *): gives the event an id and
+ * queues its JSON line for the writer, which hands it to every subscribed
+ * webhook once the line is on disk (at once when the file is disabled).
+ * Never blocks on I/O; safe on any thread.
  */
 void srv_events_emit(void *arg, const char *type, const char *json);
-/* Takes cfg's webhook list (reload). -1 with err and nothing changed. */
+/* Takes cfg's webhook list and shutdown_drain (reload). -1 with err and nothing changed. */
 int srv_events_reconfigure(struct srv_events *ev, const struct cfg *cfg, char err[ERR_LEN]);
-/* Writes what is queued, stops the writer and the webhook sender. NULL-safe. */
+/*
+ * Graceful shutdown, main thread, once nothing emits any more: writes what is
+ * queued to the file, then blocks while the webhooks deliver what is still
+ * queued, for up to events.shutdown_drain (see mdm_webhooks_drain). A SIGTERM
+ * or SIGINT meanwhile ends it at once. NULL-safe.
+ */
+void srv_events_drain(struct srv_events *ev);
+/* Writes what is queued, stops the writer and the webhook sender (no drain). NULL-safe. */
 void srv_events_free(struct srv_events *ev);
 
 /* ---- configuration generations and SIGHUP (srv_reload.c) ---- */

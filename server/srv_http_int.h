@@ -92,6 +92,7 @@ struct srv_req {
     char method[SRV_METHOD_MAX];
     char peer[SRV_PEER_MAX];
     char *path;
+    char *query; /* NULL when the URI has none */
     char *content_type;
     unsigned char *body;
     struct acme_request areq;

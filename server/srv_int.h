@@ -20,6 +20,7 @@ int srv_cmd_mdm(int argc, char **argv);     /* attesta mdm lookup SOURCE SERIAL 
 /* ---- challenge validators (server/srv_validate*.c) ---- */
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct acme_validation;
 struct acme_problem;
@@ -34,19 +35,39 @@ struct cfg_acme;
  */
 typedef void srv_validation_done_fn(void *arg, struct acme_validation *v, bool ok,
                                     const struct acme_problem *prob);
+/*
+ * Called on the validator thread when a try of v failed with prob and
+ * another is due at next_attempt (seconds since the epoch, rounded up). v and
+ * prob are borrowed for the call; same blocking rule as the done callback
+ * (the server's hands a copy to acme_validation_retrying on the pool).
+ */
+typedef void srv_validation_retry_fn(void *arg, const struct acme_validation *v,
+                                     const struct acme_problem *prob, int64_t next_attempt);
 
 struct srv_validator;
 
 /*
  * Starts the validator thread with its own event loop and DNS resolver
  * (acme->resolver, or the system's), probing http-01 on acme->http01_port
- * and tls-alpn-01 on acme->tls_alpn01_port. NULL with err set.
+ * and tls-alpn-01 on acme->tls_alpn01_port. done and retry (NULL: no retry
+ * notices) get arg. NULL with err set.
  */
 struct srv_validator *srv_validator_new(const struct cfg_acme *acme, srv_validation_done_fn *done,
-                                        void *done_arg, char err[256]);
-/* Queues v (thread-safe, never blocks, never calls done synchronously). */
-void srv_validator_submit(struct srv_validator *val, struct acme_validation *v);
-/* Stops the thread; pending validations are dropped (recovered at next start). NULL-safe. */
+                                        srv_validation_retry_fn *retry, void *arg, char err[256]);
+/*
+ * Queues v (thread-safe, never blocks, never calls back synchronously): 0,
+ * and v is the validator's. -1 once srv_validator_stop ran: v stays the
+ * caller's and its challenge `processing` (recovered at the next start).
+ */
+int srv_validator_submit(struct srv_validator *val, struct acme_validation *v);
+/*
+ * Stops the thread; validations queued or running are dropped (recovered at
+ * next start) and no callback runs afterwards. val stays valid for submit,
+ * which then refuses, so threads still holding it need no other lock.
+ * Idempotent, NULL-safe; must not race srv_validator_free.
+ */
+void srv_validator_stop(struct srv_validator *val);
+/* srv_validator_stop, then frees val. No submit may run concurrently. NULL-safe. */
 void srv_validator_free(struct srv_validator *val);
 
 #endif

@@ -294,10 +294,14 @@ void srv_reload_wait(struct srv_reload *r)
     r->base_ev = NULL;
 }
 
+/*
+ * Stopped, not freed: a request still running past shutdown_timeout may hand
+ * a validation to g->val, which then refuses it; srv_gen_free frees it once
+ * the pool is gone.
+ */
 static void gen_quiesce(struct srv_gen *g)
 {
-    srv_validator_free(g->val);
-    g->val = NULL;
+    srv_validator_stop(g->val);
     mdm_engine_free(g->mdm);
     g->mdm = NULL;
 }

@@ -55,6 +55,7 @@ void srv_req_free(struct srv_req *r)
         return;
     resp_clear(&r->resp);
     free(r->path);
+    free(r->query);
     free(r->content_type);
     free(r->body);
     free(r);
@@ -66,6 +67,7 @@ static struct srv_req *req_new(struct srv_loop *loop, struct evhttp_request *req
     struct srv_req *r = xcalloc(1, sizeof(*r));
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
     const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
@@ -78,6 +80,7 @@ static struct srv_req *req_new(struct srv_loop *loop, struct evhttp_request *req
     r->head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
     snprintf(r->method, sizeof(r->method), "%s", method_name(evhttp_request_get_command(req)));
     r->path = xstrdup(path != NULL && path[0] != '\0' ? path : "/");
+    r->query = query != NULL ? xstrdup(query) : NULL;
     r->content_type = ct != NULL ? xstrdup(ct) : NULL;
     r->body = xmalloc(len + 1);
     if (len > 0 && evbuffer_copyout(in, r->body, len) != (ev_ssize_t)len)
@@ -88,6 +91,7 @@ static struct srv_req *req_new(struct srv_loop *loop, struct evhttp_request *req
 
     r->areq.method = r->method;
     r->areq.path = r->path;
+    r->areq.query = r->query;
     r->areq.content_type = r->content_type;
     r->areq.body = r->body;
     r->areq.body_len = len;

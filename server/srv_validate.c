@@ -4,7 +4,8 @@
  * thread under a mutex and wakes the loop. Each job makes up to
  * validation_attempts tries, each bounded by validation_timeout and spaced by
  * validation_retry_delay, all on loop timers (nothing here ever sleeps), then
- * hands the verdict to the done callback. The per-type probes live in
+ * hands the verdict to the done callback; each failed try that another
+ * follows goes to the retry callback first. The per-type probes live in
  * srv_validate_{http,dns,tls}.c.
  */
 #include "server/srv_validate_int.h"
@@ -36,7 +37,8 @@ struct srv_validator {
     int http_port, tls_port;
     int attempts, timeout_s, retry_delay_s;
     srv_validation_done_fn *done;
-    void *done_arg;
+    srv_validation_retry_fn *retry; /* or NULL */
+    void *cb_arg;
     struct event_base *base;
     struct event *wake_ev;
     SSL_CTX *ssl;
@@ -44,7 +46,7 @@ struct srv_validator {
     bool thread_started;
     pthread_mutex_t mu;           /* guards pending and stopping */
     struct srv_vjob *pending;     /* submitted, not yet seen by the loop */
-    bool stopping;
+    bool stopping;                /* set once by srv_validator_stop; submit refuses */
     struct srv_vjob *jobs;        /* live jobs, loop thread only */
 };
 
@@ -154,6 +156,17 @@ static void vjob_try_start(struct srv_vjob *job)
     }
 }
 
+/* The problem of the current try's failure. */
+static void vjob_problem(const struct srv_vjob *job, struct acme_problem *prob)
+{
+    memset(prob, 0, sizeof(*prob));
+    prob->type = job->ptype != NULL ? job->ptype : "serverInternal";
+    prob->status = strcmp(prob->type, "unauthorized") == 0     ? 403
+                   : strcmp(prob->type, "serverInternal") == 0 ? 500
+                                                               : 400;
+    snprintf(prob->detail, sizeof(prob->detail), "%s", job->detail);
+}
+
 /* Reports the verdict and frees job. */
 static void vjob_complete(struct srv_vjob *job)
 {
@@ -163,20 +176,31 @@ static void vjob_complete(struct srv_vjob *job)
     bool ok = job->ok;
 
     memset(&prob, 0, sizeof(prob));
-    if (!ok) {
-        prob.type = job->ptype != NULL ? job->ptype : "serverInternal";
-        prob.status = strcmp(prob.type, "unauthorized") == 0     ? 403
-                      : strcmp(prob.type, "serverInternal") == 0 ? 500
-                                                                 : 400;
-        snprintf(prob.detail, sizeof(prob.detail), "%s", job->detail);
-    }
+    if (!ok)
+        vjob_problem(job, &prob);
     log_info("validate", "challenge %s (%s) %s after %d attempt(s)%s%s", v->chall_id,
              v->identifier, ok ? "valid" : "invalid", job->attempt, ok ? "" : ": ",
              ok ? "" : job->detail);
     vjob_unlink(job);
     job->v = NULL; /* ownership goes to the callback */
     vjob_free(job);
-    val->done(val->done_arg, v, ok, ok ? NULL : &prob);
+    val->done(val->cb_arg, v, ok, ok ? NULL : &prob);
+}
+
+/*
+ * CH-5: tells acme about a failed try before the next one starts. The time is
+ * rounded up, so a client told to come back then finds that try begun.
+ */
+static void vjob_notify_retry(struct srv_vjob *job)
+{
+    struct srv_validator *val = job->val;
+    struct acme_problem prob;
+    int64_t next_ms = clk_now_ms() + (int64_t)val->retry_delay_s * 1000;
+
+    if (val->retry == NULL)
+        return;
+    vjob_problem(job, &prob);
+    val->retry(val->cb_arg, job->v, &prob, (next_ms + 999) / 1000);
 }
 
 static void vjob_step_cb(evutil_socket_t fd, short what, void *arg)
@@ -196,6 +220,7 @@ static void vjob_step_cb(evutil_socket_t fd, short what, void *arg)
     }
     log_info("validate", "challenge %s (%s) try %d failed, retrying in %ds: %s",
              job->v->chall_id, job->v->identifier, job->attempt, val->retry_delay_s, job->detail);
+    vjob_notify_retry(job);
     vjob_reset_try(job);
     job->step_start = true;
     evtimer_add(job->step_ev, &delay);
@@ -265,13 +290,14 @@ static void *validator_main(void *arg)
 }
 
 struct srv_validator *srv_validator_new(const struct cfg_acme *acme, srv_validation_done_fn *done,
-                                        void *done_arg, char err[256])
+                                        srv_validation_retry_fn *retry, void *arg, char err[256])
 {
     struct srv_validator *val = xcalloc(1, sizeof(*val));
 
     pthread_mutex_init(&val->mu, NULL);
     val->done = done;
-    val->done_arg = done_arg;
+    val->retry = retry;
+    val->cb_arg = arg;
     val->http_port = acme->http01_port > 0 ? acme->http01_port : 80;
     val->tls_port = acme->tls_alpn01_port > 0 ? acme->tls_alpn01_port : 443;
     val->attempts = acme->validation_attempts > 0 ? acme->validation_attempts : 1;
@@ -304,45 +330,66 @@ err:
     return NULL;
 }
 
-void srv_validator_submit(struct srv_validator *val, struct acme_validation *v)
+int srv_validator_submit(struct srv_validator *val, struct acme_validation *v)
 {
-    struct srv_vjob *job = xcalloc(1, sizeof(*job));
-    struct srv_vjob **pp;
+    struct srv_vjob *job, **pp;
+    bool stopping;
 
-    job->val = val;
-    job->v = v;
     pthread_mutex_lock(&val->mu);
-    /* Appended, so validations start in submission order. */
-    pp = &val->pending;
-    while (*pp != NULL)
-        pp = &(*pp)->next;
-    *pp = job;
+    stopping = val->stopping;
+    if (!stopping) {
+        job = xcalloc(1, sizeof(*job));
+        job->val = val;
+        job->v = v;
+        /* Appended, so validations start in submission order. */
+        pp = &val->pending;
+        while (*pp != NULL)
+            pp = &(*pp)->next;
+        *pp = job;
+    }
     pthread_mutex_unlock(&val->mu);
+    if (stopping)
+        return -1;
+    /* Harmless when a stop slipped in since: the loop is gone, stop or free drops the job. */
     event_active(val->wake_ev, EV_READ, 0);
+    return 0;
 }
 
-void srv_validator_free(struct srv_validator *val)
+void srv_validator_stop(struct srv_validator *val)
 {
-    struct srv_vjob *job, *next;
+    struct srv_vjob *job, *next, *pending;
 
     if (val == NULL)
         return;
+    pthread_mutex_lock(&val->mu);
+    val->stopping = true;
+    pthread_mutex_unlock(&val->mu);
     if (val->thread_started) {
-        pthread_mutex_lock(&val->mu);
-        val->stopping = true;
-        pthread_mutex_unlock(&val->mu);
         event_active(val->wake_ev, EV_READ, 0);
         pthread_join(val->thread, NULL);
+        val->thread_started = false;
     }
     for (job = val->jobs; job != NULL; job = next) {
         next = job->next;
         vjob_free(job);
     }
-    for (job = val->pending; job != NULL; job = next) {
+    val->jobs = NULL;
+    pthread_mutex_lock(&val->mu);
+    pending = val->pending;
+    val->pending = NULL;
+    pthread_mutex_unlock(&val->mu);
+    for (job = pending; job != NULL; job = next) {
         next = job->next;
         free(job->v);
         free(job);
     }
+}
+
+void srv_validator_free(struct srv_validator *val)
+{
+    if (val == NULL)
+        return;
+    srv_validator_stop(val);
     if (val->wake_ev != NULL)
         event_free(val->wake_ev);
     if (val->base != NULL)

@@ -83,10 +83,21 @@ int store_list_sql(const struct store_filter *f, bool pg, char *out, size_t outl
     }
     if (f->created_since != 0)
         buf_printf(&b, " AND created >= %s%d", mark, ++np);
+    if (f->after_id != NULL) {
+        /* The bare bound on created lets both planners range-scan the (…, created) indexes. */
+        const char *op = f->newest_first ? "<" : ">";
+        np += 2;
+        buf_printf(&b, " AND created %s= %s%d AND (created %s %s%d OR id %s %s%d)", op, mark,
+                   np - 1, op, mark, np - 1, op, mark, np);
+    }
     buf_puts(&b,
              f->newest_first ? " ORDER BY created DESC, id DESC" : " ORDER BY created ASC, id ASC");
     buf_printf(&b, " LIMIT %s%d%s", mark, ++np, pg ? "::bigint" : "");
-    snprintf(out, outlen, "%s", b.p);
+    /* Only constant fragments go in, so the longest form is known; a short out is a bug. */
+    if (b.len >= outlen)
+        np = -1;
+    else
+        memcpy(out, b.p, b.len + 1);
     buf_free(&b);
     return np;
 }

@@ -412,7 +412,8 @@ int store_list(struct store *st, enum store_kind kind, const struct store_filter
     if (check_kind(kind, err) != 0 ||
         check_str("owner", f->owner, STORE_MAX_FIELD, false, err) != 0 ||
         check_str("lookup", f->lookup, STORE_MAX_FIELD, false, err) != 0 ||
-        check_str("status", f->status, STORE_MAX_FIELD, false, err) != 0)
+        check_str("status", f->status, STORE_MAX_FIELD, false, err) != 0 ||
+        check_str("after_id", f->after_id, STORE_MAX_ID, false, err) != 0)
         return -1;
     if (fn == NULL || f->limit > INT64_MAX) {
         snprintf(err, ERR_LEN, "store: invalid list arguments");

@@ -23,7 +23,8 @@
 enum store_kind {
     STORE_ACCOUNT, /* lookup = JWK thumbprint */
     STORE_ORDER,   /* owner = account id */
-    STORE_AUTHZ,   /* owner = account id; challenges live inside data */
+    STORE_AUTHZ,   /* owner = account id; lookup = account:policy:type:identifier;
+                      challenges live inside data */
     STORE_CERT,    /* id = serial hex; owner = account id; lookup = SPKI sha256 hex */
     STORE_EAB,     /* id = EAB key id; lookup = account id once bound */
     STORE_AUDIT,   /* id = random; lookup = device serial or identifier */
@@ -60,6 +61,12 @@ struct store_filter {
     int64_t created_since;
     size_t limit;   /* 0 = no limit */
     bool newest_first;
+    /*
+     * Keyset paging: only rows strictly after the row (after_created,
+     * after_id) in list order (created, then id). NULL after_id: from the start.
+     */
+    const char *after_id;
+    int64_t after_created;
 };
 
 struct store;
@@ -83,7 +90,7 @@ int store_get_by_lookup(struct store *st, enum store_kind kind, const char *look
 
 /* Called per row; return non-zero to stop early. rec is valid only during the call. */
 typedef int store_list_fn(void *arg, const struct store_rec *rec);
-/* Lists rows of kind matching f, in created order (see newest_first). 0/-1. */
+/* Lists rows of kind matching f, in (created, id) order (see newest_first). 0/-1. */
 int store_list(struct store *st, enum store_kind kind, const struct store_filter *f,
                store_list_fn *fn, void *arg, char err[ERR_LEN]);
 

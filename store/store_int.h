@@ -82,8 +82,9 @@ const struct store_migration *store_schema_migrations(size_t *n);
 /*
  * Builds the SELECT for store_list into out (size outlen) using numbered
  * parameters ($N for PostgreSQL, ?N for SQLite): 1 is the kind, then
- * owner/lookup/status/created_since as present in f, then the limit (always bound; a negative limit
- * means none in SQLite, NULL in PostgreSQL). Returns the number of parameters. Only constant SQL
+ * owner/lookup/status/created_since as present in f, then after_created and after_id when
+ * after_id is set, then the limit (always bound; a negative limit means none in SQLite, NULL in
+ * PostgreSQL). Returns the number of parameters, or -1 when out is too small. Only constant SQL
  * fragments are pasted; every value is a parameter.
  */
 int store_list_sql(const struct store_filter *f, bool pg, char *out, size_t outlen);

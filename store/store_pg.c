@@ -288,7 +288,10 @@ static int pg_list(struct store_conn *c, enum store_kind kind, const struct stor
 
     if (ensure(c, err) != 0)
         return -1;
-    store_list_sql(f, true, sql, sizeof(sql));
+    if (store_list_sql(f, true, sql, sizeof(sql)) < 0) {
+        snprintf(err, ERR_LEN, "postgres: list query too long");
+        return -1;
+    }
     p_i64(&p, kind);
     for (size_t i = 0; i < nitems(vals); i++) {
         if (vals[i] != NULL)
@@ -296,6 +299,10 @@ static int pg_list(struct store_conn *c, enum store_kind kind, const struct stor
     }
     if (f->created_since != 0)
         p_i64(&p, f->created_since);
+    if (f->after_id != NULL) {
+        p_i64(&p, f->after_created);
+        p_str(&p, f->after_id);
+    }
     if (f->limit == 0)
         p_str(&p, NULL); /* LIMIT NULL: no limit */
     else

@@ -18,8 +18,8 @@
 #define BUSY_TIMEOUT_MS 5000
 /* The writer's page cache, in KiB (negative: SQLite's unit for a size in KiB). */
 #define STORE_SQLITE_WRITER_CACHE "-16384"
-/* owner, lookup, status, created_since and newest_first select a cached list statement. */
-#define LIST_SLOTS 32
+/* owner, lookup, status, created_since, newest_first and after_id select a cached statement. */
+#define LIST_SLOTS 64
 
 enum stmt_slot {
     S_GET,
@@ -390,6 +390,10 @@ static void list_bind(sqlite3_stmt *st, enum store_kind kind, const struct store
     }
     if (f->created_since != 0)
         sqlite3_bind_int64(st, idx++, f->created_since);
+    if (f->after_id != NULL) {
+        sqlite3_bind_int64(st, idx++, f->after_created);
+        bind_str(st, idx++, f->after_id);
+    }
     sqlite3_bind_int64(st, idx, f->limit == 0 ? -1 : (sqlite3_int64)f->limit);
 }
 
@@ -397,14 +401,18 @@ static int sq_list(struct store_conn *c, enum store_kind kind, const struct stor
                    store_list_fn *fn, void *arg, char err[ERR_LEN])
 {
     unsigned slot = (f->owner != NULL) | (f->lookup != NULL) << 1 | (f->status != NULL) << 2 |
-                    (f->created_since != 0) << 3 | (unsigned)f->newest_first << 4;
+                    (f->created_since != 0) << 3 | (unsigned)f->newest_first << 4 |
+                    (f->after_id != NULL) << 5;
     bool cached = !c->list_busy[slot];
     sqlite3_stmt *st = cached ? c->list[slot] : NULL;
     char sql[512];
     int rc = -1, step;
 
     if (st == NULL) {
-        store_list_sql(f, false, sql, sizeof(sql));
+        if (store_list_sql(f, false, sql, sizeof(sql)) < 0) {
+            snprintf(err, ERR_LEN, "sqlite: list query too long");
+            return -1;
+        }
         if (sqlite3_prepare_v3(c->db, sql, -1, cached ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
             SQLITE_OK) {
             set_err(c, "prepare list", err);

@@ -101,6 +101,46 @@ start_attesta() {
   curl -sf --cacert "$ROOT" "$first_dir" >/dev/null || fail "directory $first_dir not served"
 }
 
+# pg_bin: the directory holding PostgreSQL's initdb and postgres, empty when not installed.
+pg_bin() {
+  local d b=""
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && [ -x "$d/postgres" ] && b=$d; done
+  echo "$b"
+}
+
+# start_postgres: a private cluster under $T/pg on a unix socket only (as the postgres user
+# when we are root: postgres refuses root); exports ATTESTA_PG_DSN. Exits 77 (skip) when
+# root has no postgres user to run it as.
+start_postgres() {
+  local bin pgdir="$T/pg" run=() port
+  bin=$(pg_bin)
+  mkdir -p "$pgdir/data" "$pgdir/sock"
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || { echo "skip: no postgres user to run the server as"; exit 77; }
+    chown -R postgres "$pgdir"; chmod 755 "$T"
+    run=(runuser -u postgres --)
+  fi
+  "${run[@]}" "$bin/initdb" -D "$pgdir/data" -A trust -U attesta >"$T/initdb.log" 2>&1 \
+    || { cat "$T/initdb.log"; fail "initdb"; }
+  port=$(free_port)
+  "${run[@]}" "$bin/postgres" -D "$pgdir/data" -k "$pgdir/sock" -p "$port" \
+    -c listen_addresses='' -c fsync=on >"$T/postgres.log" 2>&1 &
+  PIDS+=($!)
+  export ATTESTA_PG_DSN="host=$pgdir/sock port=$port user=attesta dbname=postgres"
+  for _ in $(seq 100); do
+    [ -S "$pgdir/sock/.s.PGSQL.$port" ] && break
+    sleep 0.1
+  done
+  [ -S "$pgdir/sock/.s.PGSQL.$port" ] || { cat "$T/postgres.log"; fail "postgres did not start"; }
+  sleep 0.5
+}
+
+# use_postgres: points $T/config.yaml at the cluster start_postgres made.
+use_postgres() {
+  sed -i 's/^  driver: sqlite$/  driver: postgres\n  dsn_env: ATTESTA_PG_DSN/' "$T/config.yaml"
+  grep -q '^  dsn_env: ATTESTA_PG_DSN$' "$T/config.yaml" || fail "storage.driver not switched"
+}
+
 stop_attesta() {
   kill -TERM "$ATTESTA_PID"
   wait "$ATTESTA_PID" || fail "attesta exited non-zero after SIGTERM"

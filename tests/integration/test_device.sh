@@ -16,20 +16,20 @@ DIR="$BASE/acme/devices/directory"
 
 certs() { sqlite3 "$T/data/attesta.db" "SELECT count(*) FROM records WHERE kind = 3;"; }
 sim() { "$SIM_BIN" enroll --directory "$DIR" --trust "$ROOT" --apple-ca "$T/apple" "$@"; }
-# device_san PEM SERIAL [HW-TYPE-OID]: the certificate's only SAN is a permanentIdentifier
-# {UTF8String SERIAL} or, with an OID, a HardwareModuleName {hwType, hwSerialNum SERIAL}
-# (DA-4, DA-5), decoded from the DER rather than from `openssl x509 -text`, which prints
-# HardwareModuleName as "<unsupported>".
+# device_san PEM pid|hwm SERIAL [OID]: the certificate's only SAN is a permanentIdentifier
+# {UTF8String SERIAL [, assigner OID]} (pid) or a HardwareModuleName {hwType OID, hwSerialNum
+# SERIAL} (hwm) (DA-4, DA-5), decoded from the DER rather than from `openssl x509 -text`,
+# which prints HardwareModuleName as "<unsupported>" and leaves out the assigner.
 device_san() {
   /usr/bin/python3 - "$@" <<'PY'
 import sys
 from cryptography import x509
-pem, serial = sys.argv[1], sys.argv[2].encode()
-hw_type = sys.argv[3] if len(sys.argv) > 3 else None
+pem, kind, serial = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+oid = sys.argv[4] if len(sys.argv) > 4 else None
 cert = x509.load_pem_x509_certificate(open(pem, "rb").read())
 names = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
 assert len(names) == 1 and isinstance(names[0], x509.OtherName), names
-want = "1.3.6.1.5.5.7.8.4" if hw_type else "1.3.6.1.5.5.7.8.3"
+want = {"hwm": "1.3.6.1.5.5.7.8.4", "pid": "1.3.6.1.5.5.7.8.3"}[kind]
 assert names[0].type_id.dotted_string == want, names[0].type_id
 
 def tlv(b, i):
@@ -55,12 +55,14 @@ items, i = [], 0
 while i < len(seq):
     t, c, i = tlv(seq, i)
     items.append((t, c))
-if hw_type:
+if kind == "hwm":
     assert [t for t, _ in items] == [0x06, 0x04], items
-    assert oid_text(items[0][1]) == hw_type, oid_text(items[0][1])
+    assert oid_text(items[0][1]) == oid, oid_text(items[0][1])
     assert items[1][1] == serial, items[1][1]
 else:
-    assert items == [(0x0C, serial)], items
+    assert [t for t, _ in items] == [0x0C] + ([0x06] if oid else []), items
+    assert items[0][1] == serial, items[0][1]
+    assert oid is None or oid_text(items[1][1]) == oid, oid_text(items[1][1])
 PY
 }
 
@@ -73,16 +75,35 @@ openssl asn1parse -in "$T/dev.pem" >"$T/dev.asn1"
 grep -q "C02XK0SIMUL8" "$T/dev.asn1" || fail "device cert lacks the serial"
 grep -q "1.3.6.1.5.5.7.8.3\|permanentIdentifier\|Permanent Identifier" "$T/dev.txt" "$T/dev.asn1" \
   || fail "device cert lacks the permanent-identifier SAN"
-device_san "$T/dev.pem" C02XK0SIMUL8 || fail "device cert SAN is not permanentIdentifier C02XK0SIMUL8"
+device_san "$T/dev.pem" pid C02XK0SIMUL8 \
+  || fail "device cert SAN is not permanentIdentifier {C02XK0SIMUL8} without assigner"
 pass "simulated device enrolls (serial identifier, P-384 key)"
 
 # DA-5: a hardware-module order gets a HardwareModuleName SAN, not a permanentIdentifier.
 sim --serial C02XK0HWMOD1 --udid 00008103-0000000000000003 --identifier-type hardware-module \
   --identifier C02XK0HWMOD1/1.3.6.1.4.1.99999.1 --out "$T/hwm.pem" >"$T/hwm.out" 2>&1 \
   || { cat "$T/hwm.out"; fail "hardware-module enrollment"; }
-device_san "$T/hwm.pem" C02XK0HWMOD1 1.3.6.1.4.1.99999.1 \
+device_san "$T/hwm.pem" hwm C02XK0HWMOD1 1.3.6.1.4.1.99999.1 \
   || fail "hardware-module cert SAN is not HardwareModuleName {1.3.6.1.4.1.99999.1, C02XK0HWMOD1}"
 pass "hardware-module enrollment: HardwareModuleName SAN with the ordered type and serial"
+
+# DA-4: "SERIAL/assigner-OID" is attested by its serial part alone (DA-14) and the
+# certificate's PermanentIdentifier carries both parts.
+APPLE_OID=1.2.840.113635.100.6.1.1
+sim --serial C02XK0ASSGN1 --udid 00008103-0000000000000004 --identifier "C02XK0ASSGN1/$APPLE_OID" \
+  --out "$T/pid.pem" >"$T/pid.out" 2>&1 || { cat "$T/pid.out"; fail "enrollment with an assigner"; }
+device_san "$T/pid.pem" pid C02XK0ASSGN1 "$APPLE_OID" \
+  || fail "cert SAN is not permanentIdentifier {C02XK0ASSGN1, $APPLE_OID}"
+base=$(certs)
+set +e
+sim --serial C02XK0ASSGN2 --udid 00008103-0000000000000005 --identifier "C02XK0OTHER2/$APPLE_OID" \
+  >"$T/pid-other.out" 2>&1
+rc=$?
+set -e
+[ $rc -eq 1 ] && grep -q "type=badAttestationStatement " "$T/pid-other.out" \
+  || { cat "$T/pid-other.out"; fail "another serial before the assigner: exit $rc"; }
+[ "$(certs)" = "$base" ] || fail "another serial before the assigner: a certificate was issued"
+pass "permanent-identifier with an assigner: serial part attested, PermanentIdentifier has both"
 
 sim --serial C02XK0SIMUL9 --udid 00008103-0000000000000001 --identifier udid --key p256 \
   >"$T/udid.out" 2>&1 || { cat "$T/udid.out"; fail "UDID enrollment"; }

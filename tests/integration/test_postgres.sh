@@ -5,37 +5,14 @@
 # B is visible to A. Skips (77) only when the PostgreSQL binaries are absent.
 . "$(dirname "$0")/lib.sh"
 need lego
-PGBIN=""
-for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && [ -x "$d/postgres" ] && PGBIN=$d; done
-[ -n "$PGBIN" ] || { echo "skip: PostgreSQL binaries not installed"; exit 77; }
-
-# postgres refuses to run as root: hand the cluster to the postgres user when we are root.
-PGDIR="$T/pg"; mkdir -p "$PGDIR/data" "$PGDIR/sock"
-RUN=()
-if [ "$(id -u)" -eq 0 ]; then
-  id postgres >/dev/null 2>&1 || { echo "skip: no postgres user to run the server as"; exit 77; }
-  chown -R postgres "$PGDIR"; chmod 755 "$T"
-  RUN=(runuser -u postgres --)
-fi
-"${RUN[@]}" "$PGBIN/initdb" -D "$PGDIR/data" -A trust -U attesta >"$T/initdb.log" 2>&1 \
-  || { cat "$T/initdb.log"; fail "initdb"; }
-PGPORT=$(free_port)
-"${RUN[@]}" "$PGBIN/postgres" -D "$PGDIR/data" -k "$PGDIR/sock" -p "$PGPORT" \
-  -c listen_addresses='' -c fsync=on >"$T/postgres.log" 2>&1 &
-PIDS+=($!)
-export ATTESTA_PG_DSN="host=$PGDIR/sock port=$PGPORT user=attesta dbname=postgres"
-for _ in $(seq 100); do
-  [ -S "$PGDIR/sock/.s.PGSQL.$PGPORT" ] && break
-  sleep 0.1
-done
-[ -S "$PGDIR/sock/.s.PGSQL.$PGPORT" ] || { cat "$T/postgres.log"; fail "postgres did not start"; }
-sleep 0.5
+[ -n "$(pg_bin)" ] || { echo "skip: PostgreSQL binaries not installed"; exit 77; }
+start_postgres
 
 start_challtestsrv
 HTTP_PORT=$(free_port); TLS_PORT=$(free_port)
 write_config "$HTTP_PORT" "$TLS_PORT"
 # Both instances share the CA (files) and the database; each has its own data dir.
-sed -i 's/^  driver: sqlite$/  driver: postgres\n  dsn_env: ATTESTA_PG_DSN/' "$T/config.yaml"
+use_postgres
 start_attesta
 BASE_A=$BASE; PID_A=$ATTESTA_PID
 mkdir -m 0700 -p "$T/data-b"

@@ -7,6 +7,7 @@ attesta and appends one JSON line per request to --log:
   /ok     200
   /flaky  500 for the first two requests of each jti, then 200
   /hang   sleeps 30 s before answering (the sender must time out)
+  /slow   sleeps 1.5 s, then 200 (a backlog builds up behind it)
   /reject 400
 Prints the port to --port-file once listening.
 """
@@ -56,6 +57,8 @@ class Handler(BaseHTTPRequestHandler):
             status = 400
         elif path == "/hang":
             time.sleep(30)
+        elif path == "/slow":
+            time.sleep(1.5)
         with LOCK, open(ARGS.log, "a") as f:
             f.write(json.dumps({"path": path, "status": status, "verified": ok,
                                 "n": n, "claims": claims}) + "\n")

@@ -4,8 +4,9 @@
  * window: identifier syntax (DA-1..DA-3), refusals that settle everything
  * invalid (nonce, identity, validity, device error), malformed responses that
  * leave the challenge pending, success with the attestation recorded, the
- * attested-key check at finalize (DA-17), and the hardware-module certificate
- * and CSR check (DA-5, DA-6).
+ * attested-key check at finalize (DA-17), the PermanentIdentifier assigner
+ * (DA-4) and the hardware-module certificate (DA-5), each with its CSR check
+ * (DA-6).
  */
 #include "test_res_helpers.h"
 
@@ -104,6 +105,8 @@ bind_key(const char *az, EVP_PKEY *key)
 #define TLV_HW_MODULE "\x06\x08\x2b\x06\x01\x05\x05\x07\x08\x04"
 /* otherName { permanentIdentifier, [0] { SEQUENCE { UTF8String "WRPWFW61H9" } } } */
 #define SAN_PERM_ID TLV_PERM_ID "\xa0\x0e\x30\x0c\x0c\x0a" "WRPWFW61H9"
+/* otherName { permanentIdentifier, [0] { SEQUENCE { UTF8String "WRPW...", OID 1.2.3.4 } } } */
+#define SAN_PERM_ID_ASSIGNER TLV_PERM_ID "\xa0\x13\x30\x11\x0c\x0a" "WRPWFW61H9\x06\x03\x2a\x03\x04"
 /* otherName { hardwareModuleName, [0] { SEQUENCE { OID 1.2.3.4, OCTET STRING "WRPW..." } } } */
 #define SAN_HW_MODULE TLV_HW_MODULE "\xa0\x13\x30\x11\x06\x03\x2a\x03\x04\x04\x0a" "WRPWFW61H9"
 
@@ -326,12 +329,14 @@ test_success_and_key_binding(void **state)
     t_res_clear(&r);
 }
 
-/* A CSR whose SAN is HardwareModuleName {oid, serial}, encoded by OpenSSL's generator. */
+/*
+ * A CSR whose one SAN is an otherName of type type_oid holding the SEQUENCE
+ * that the OpenSSL generator section cnf ("[seq]\n...") describes.
+ */
 static char *
-hw_module_csr(EVP_PKEY *key, const char *serial, const char *oid)
+othername_csr(EVP_PKEY *key, const char *type_oid, char *cnf)
 {
-    char *cnf = xasprintf("[hwm]\nhwType = OID:%s\nhwSerialNum = OCTETSTRING:%s\n",
-                          oid, serial);
+    char *san = xasprintf("otherName:%s;SEQUENCE:seq", type_oid);
     BIO *bio = BIO_new_mem_buf(cnf, -1);
     CONF *conf = NCONF_new(NULL);
     X509_REQ *req = X509_REQ_new();
@@ -346,8 +351,7 @@ hw_module_csr(EVP_PKEY *key, const char *serial, const char *oid)
     assert_int_equal(NCONF_load_bio(conf, bio, &eline), 1);
     X509V3_set_ctx(&v3, NULL, NULL, req, NULL, 0);
     X509V3_set_nconf(&v3, conf);
-    ext = X509V3_EXT_nconf_nid(conf, &v3, NID_subject_alt_name,
-                               "otherName:1.3.6.1.5.5.7.8.4;SEQUENCE:hwm");
+    ext = X509V3_EXT_nconf_nid(conf, &v3, NID_subject_alt_name, san);
     assert_non_null(ext);
     sk_X509_EXTENSION_push(exts, ext);
     assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
@@ -361,8 +365,28 @@ hw_module_csr(EVP_PKEY *key, const char *serial, const char *oid)
     X509_REQ_free(req);
     NCONF_free(conf);
     BIO_free(bio);
+    free(san);
     free(cnf);
     return out;
+}
+
+/* HardwareModuleName {oid, serial}. */
+static char *
+hw_module_csr(EVP_PKEY *key, const char *serial, const char *oid)
+{
+    return othername_csr(key, "1.3.6.1.5.5.7.8.4",
+                         xasprintf("[seq]\nhwType = OID:%s\nhwSerialNum = OCTETSTRING:%s\n",
+                                   oid, serial));
+}
+
+/* PermanentIdentifier {value[, assigner]}; assigner NULL: none. */
+static char *
+perm_id_csr(EVP_PKEY *key, const char *value, const char *assigner)
+{
+    return othername_csr(key, "1.3.6.1.5.5.7.8.3",
+                         xasprintf("[seq]\nidentifierValue = UTF8:%s\n%s%s\n", value,
+                                   assigner != NULL ? "assigner = OID:" : "",
+                                   assigner != NULL ? assigner : ""));
 }
 
 /* Finalizes order oid with csr (base64url); the result lands in r. */
@@ -374,6 +398,53 @@ finalize_with(const char *oid, char *csr, struct t_res *r)
     t_call_as(acme_h_finalize, "devices", &T.acct1, NULL, oid, NULL, fin, r);
     free(fin);
     free(csr);
+}
+
+/* A ready device order for value whose attested key is key (its private half is ours). */
+static void
+ready_order(const char *type, const char *value, EVP_PKEY *key, char oid[64])
+{
+    char az[64], ch[64], *p = attobj_payload();
+    struct t_res r = {0};
+
+    attested_order(type, value, p, oid, az, ch, &r);
+    bind_key(az, key);
+    free(p);
+    t_res_clear(&r);
+}
+
+/*
+ * DA-6: finalizing order oid with csr (taken) is badCSR naming the CSR's
+ * device name got and the order identifier ident; the order stays ready.
+ */
+static void
+expect_mismatch(const char *oid, char *csr, const char *got, const char *ident)
+{
+    char *want = xasprintf("%s does not match the order identifier %s", got, ident);
+    struct t_res r = {0};
+
+    finalize_with(oid, csr, &r);
+    assert_int_equal(r.rc, -1);
+    assert_string_equal(r.prob.type, "badCSR");
+    if (strstr(r.prob.detail, want) == NULL)
+        fail_msg("detail \"%s\" lacks \"%s\"", r.prob.detail, want);
+    assert_string_equal(status_of(acme_h_order, oid, NULL), "ready");
+    free(want);
+    t_res_clear(&r);
+}
+
+/* Finalizing order oid with csr (taken) issues a certificate that check_device_cert accepts. */
+static void
+expect_issued(const char *oid, char *csr, const char *want_cn, const char *san, size_t san_len,
+              const char *absent)
+{
+    struct t_res r = {0};
+
+    finalize_with(oid, csr, &r);
+    if (r.rc != 0)
+        fail_msg("finalize: %s", r.prob.detail);
+    check_device_cert(t_str(r.json, "certificate"), want_cn, san, san_len, absent);
+    t_res_clear(&r);
 }
 
 /*
@@ -391,33 +462,64 @@ test_hardware_module(void **state)
         {"WRPWFW61H8", "1.2.3.4"}, /* serial */
         {"WRPWFW61H9", "1.2.3.5"}, /* type */
     };
-    char oid[64], az[64], ch[64], err[ERR_LEN], *p = attobj_payload(), want[128];
-    struct t_res r = {0};
+    char oid[64], err[ERR_LEN], got[128];
     EVP_PKEY *key = pki_key_generate(PKI_KEY_P256, err);
     size_t i;
 
     clk_set_fixed(IN_WINDOW);
-    attested_order("hardware-module", "WRPWFW61H9/1.2.3.4", p, oid, az, ch, &r);
-    bind_key(az, key);
+    ready_order("hardware-module", "WRPWFW61H9/1.2.3.4", key, oid);
     for (i = 0; i < nitems(wrong); i++) {
-        finalize_with(oid, hw_module_csr(key, wrong[i].serial, wrong[i].oid), &r);
-        assert_int_equal(r.rc, -1);
-        assert_string_equal(r.prob.type, "badCSR");
-        snprintf(want, sizeof(want), "HardwareModuleName %s/%s does not match the order "
-                 "identifier WRPWFW61H9/1.2.3.4", wrong[i].serial, wrong[i].oid);
-        if (strstr(r.prob.detail, want) == NULL)
-            fail_msg("detail \"%s\" lacks \"%s\"", r.prob.detail, want);
-        assert_string_equal(status_of(acme_h_order, oid, NULL), "ready");
+        snprintf(got, sizeof(got), "HardwareModuleName %s/%s", wrong[i].serial, wrong[i].oid);
+        expect_mismatch(oid, hw_module_csr(key, wrong[i].serial, wrong[i].oid), got,
+                        "WRPWFW61H9/1.2.3.4");
     }
-    finalize_with(oid, hw_module_csr(key, "WRPWFW61H9", "1.2.3.4"), &r);
-    if (r.rc != 0)
-        fail_msg("finalize: %s", r.prob.detail);
-    check_device_cert(t_str(r.json, "certificate"), "WRPWFW61H9/1.2.3.4", SAN_HW_MODULE,
-                      sizeof(SAN_HW_MODULE) - 1, TLV_PERM_ID);
+    expect_issued(oid, hw_module_csr(key, "WRPWFW61H9", "1.2.3.4"), "WRPWFW61H9/1.2.3.4",
+                  SAN_HW_MODULE, sizeof(SAN_HW_MODULE) - 1, TLV_PERM_ID);
     clk_set_fixed(-1);
-    free(p);
     EVP_PKEY_free(key);
-    t_res_clear(&r);
+}
+
+/*
+ * DA-4, DA-6: a permanent-identifier order with an assigner. A CSR
+ * PermanentIdentifier must rebuild to the identifier byte for byte, assigner
+ * included (badCSR naming both otherwise, order still ready); the certificate
+ * carries identifierValue and assigner.
+ */
+static void
+test_permanent_assigner(void **state)
+{
+    static const struct {
+        const char *value, *assigner; /* assigner NULL: none */
+    } wrong[] = {
+        {"WRPWFW61H9", "1.2.3.5"}, /* assigner */
+        {"WRPWFW61H9", NULL},      /* assigner missing */
+        {"wrpwfw61h9", "1.2.3.4"}, /* case */
+    };
+    char oid[64], err[ERR_LEN], got[128];
+    EVP_PKEY *key = pki_key_generate(PKI_KEY_P256, err);
+    size_t i;
+
+    clk_set_fixed(IN_WINDOW);
+    /* DA-14: the attested serial is compared with the part before the assigner. */
+    ready_order("permanent-identifier", "WRPWFW61H9/1.2.3.4", key, oid);
+    for (i = 0; i < nitems(wrong); i++) {
+        snprintf(got, sizeof(got), "permanentIdentifier %s%s%s", wrong[i].value,
+                 wrong[i].assigner != NULL ? "/" : "",
+                 wrong[i].assigner != NULL ? wrong[i].assigner : "");
+        expect_mismatch(oid, perm_id_csr(key, wrong[i].value, wrong[i].assigner), got,
+                        "WRPWFW61H9/1.2.3.4");
+    }
+    expect_issued(oid, perm_id_csr(key, "WRPWFW61H9", "1.2.3.4"), "WRPWFW61H9/1.2.3.4",
+                  SAN_PERM_ID_ASSIGNER, sizeof(SAN_PERM_ID_ASSIGNER) - 1, TLV_HW_MODULE);
+
+    /* An order without an assigner refuses a CSR that adds one. */
+    ready_order("permanent-identifier", "WRPWFW61H9", key, oid);
+    expect_mismatch(oid, perm_id_csr(key, "WRPWFW61H9", "1.2.3.4"),
+                    "permanentIdentifier WRPWFW61H9/1.2.3.4", "WRPWFW61H9");
+    expect_issued(oid, perm_id_csr(key, "WRPWFW61H9", NULL), "WRPWFW61H9", SAN_PERM_ID,
+                  sizeof(SAN_PERM_ID) - 1, TLV_HW_MODULE);
+    clk_set_fixed(-1);
+    EVP_PKEY_free(key);
 }
 
 int
@@ -429,6 +531,7 @@ main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_success_and_key_binding),
         cmocka_unit_test(test_hardware_module),
+        cmocka_unit_test(test_permanent_assigner),
     };
 
     return cmocka_run_group_tests(tests, t_setup, t_teardown);

@@ -43,6 +43,7 @@ struct t_env {
     struct t_acct acct1, acct2;
     struct acme_validation *v[T_MAX_VALIDATIONS];
     size_t nv;
+    const char *query; /* the query string t_call_as requests carry (orders list paging) */
 };
 static struct t_env T;
 
@@ -145,7 +146,7 @@ static inline void
 t_call_as(acme_handler_fn *h, const char *pol, const struct t_acct *acct, EVP_PKEY *jwk_key,
           const char *id1, const char *id2, const char *payload, struct t_res *r)
 {
-    struct acme_request req = {.method = "POST", .path = "/", .peer = "127.0.0.1"};
+    struct acme_request req = {.method = "POST", .path = "/", .query = T.query, .peer = "127.0.0.1"};
     struct acme_rq rq;
 
     t_res_clear(r);
@@ -306,6 +307,21 @@ t_chall_id(const char *az, const char *type, char chid[64])
             t_last(t_str(ch, "url"), 1, chid, 64);
     }
     assert_true(chid[0] != '\0');
+    t_res_clear(&r);
+}
+
+/* Answers authz az's dns-01 challenge as acct1 and settles the validation successfully. */
+static inline void
+t_settle_valid(const char *az)
+{
+    struct t_res r = {0};
+    char chid[64];
+
+    t_chall_id(az, "dns-01", chid);
+    t_call(acme_h_challenge, &T.acct1, az, chid, "{}", &r);
+    assert_int_equal(r.rc, 0);
+    assert_true(T.nv > 0);
+    acme_validation_done(T.ctx, T.v[--T.nv], true, NULL);
     t_res_clear(&r);
 }
 

@@ -73,6 +73,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->server.read_timeout, 10);
     assert_int_equal(c->server.idle_timeout, 60);
     assert_int_equal(c->server.shutdown_timeout, 20);
+    assert_int_equal(c->events.shutdown_drain, 5);
     assert_int_equal(c->server.max_conns_per_ip, 256);
     assert_null(c->server.access_log);
     assert_string_equal(c->server.log_level, "info");
@@ -84,6 +85,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->acme.tls_alpn01_port, 443);
     assert_int_equal(c->acme.order_lifetime, 7 * 86400);
     assert_int_equal(c->acme.authz_lifetime, 7 * 86400);
+    assert_true(c->acme.authz_reuse);
     assert_int_equal(c->acme.validation_attempts, 3);
     assert_int_equal(c->acme.validation_timeout, 10);
     assert_int_equal(c->acme.validation_retry_delay, 2);
@@ -161,6 +163,7 @@ static void test_full_file(void **state)
     assert_int_equal(c->acme.challenge_wait, 1000);
     assert_int_equal(c->acme.order_lifetime, 86400);
     assert_int_equal(c->acme.authz_lifetime, 12 * 3600);
+    assert_false(c->acme.authz_reuse);
     assert_int_equal(c->acme.max_identifiers, 10);
     assert_int_equal(c->acme.orders_per_hour, 0);
     assert_string_equal(c->acme.terms_of_service, "https://ca.example.com/terms");
@@ -222,7 +225,10 @@ static void test_valid_variants(void **state)
         "acme: {challenges: {answer_wait: 1500}}\n",
         "acme: {challenges: {answer_wait: 40ms}}\n",
         "acme: {challenges: {answer_wait: 10s}}\n",
+        "events: {shutdown_drain: 0}\n", /* rows 13.. */
+        "events: {shutdown_drain: 2m}\n",
     };
+    static const int64_t drains[] = {0, 120};
     static const int waits[] = {0, 1500, 40, 10000}; /* rows 9.. */
     char err[CFG_ERR_LEN];
     for (size_t i = 0; i < nitems(texts); i++) {
@@ -242,8 +248,10 @@ static void test_valid_variants(void **state)
             assert_string_equal(cfg_policy_find(c, "p")->ca, "only");
         if (i == 8)
             assert_null(c->server.base_url);
-        if (i >= 9)
+        if (i >= 9 && i < 13)
             assert_int_equal(c->acme.challenge_wait, waits[i - 9]);
+        if (i >= 13)
+            assert_int_equal(c->events.shutdown_drain, drains[i - 13]);
         cfg_free(c);
     }
 }
@@ -258,6 +266,8 @@ static const struct bad_row bad_rows[] = {
     {"unknown section", "serve:\n  listen: x\n", "config.yaml:1: serve: unknown key"},
     {"unknown key", "server:\n  listen: \"a:1\"\n  wrkers: 2\n",
      "config.yaml:3: server.wrkers: unknown key"},
+    {"drain too long", "events:\n  shutdown_drain: 2h\n",
+     "config.yaml:2: events.shutdown_drain: expected a duration from 0s to 1h"},
     {"unknown nested key", "acme:\n  challenges:\n    attempts: 2\n    tries: 3\n",
      "config.yaml:4: acme.challenges.tries: unknown key"},
     {"int wrong type", "server:\n  workers: many\n",
@@ -270,6 +280,8 @@ static const struct bad_row bad_rows[] = {
      "config.yaml:2: acme.challenges.attempts: expected an integer from 1 to 10"},
     {"bool yes", "attestation:\n  apple:\n    require_nonce: yes\n",
      "config.yaml:3: attestation.apple.require_nonce: expected true or false"},
+    {"bool as a word", "acme:\n  authz_reuse: never\n",
+     "config.yaml:2: acme.authz_reuse: expected true or false"},
     {"size suffix", "server:\n  limits:\n    max_body: 10x\n",
      "config.yaml:3: server.limits.max_body: expected a size from 1024 to 67108864"},
     {"size too big", "server:\n  limits:\n    max_headers: 2m\n",

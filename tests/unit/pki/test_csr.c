@@ -146,10 +146,39 @@ static void test_perm_id_codec(void **state)
          "\x30\x08\x0c\x06"
          "ABC123",
          10, 0, "ABC123"},
+        /* DA-6: the assigner rebuilds as the identifier's "/OID" part. */
         {"value + assigner",
          "\x30\x0d\x0c\x06"
          "ABC123\x06\x03\x2a\x03\x04",
-         15, 0, "ABC123"},
+         15, 0, "ABC123/1.2.3.4"},
+        {"value + long-arc assigner",
+         "\x30\x0a\x0c\x01"
+         "A\x06\x05\x88\x37\x83\x82\x01",
+         12, 0, "A/2.999.49409"},
+        {"value with /",
+         "\x30\x07\x0c\x05"
+         "A/1.2",
+         9, -1, NULL},
+        {"non-minimal assigner arc",
+         "\x30\x08\x0c\x01"
+         "A\x06\x03\x2a\x80\x03",
+         10, -1, NULL},
+        {"empty assigner",
+         "\x30\x05\x0c\x01"
+         "A\x06\x00",
+         7, -1, NULL},
+        {"context-tagged assigner",
+         "\x30\x08\x0c\x01"
+         "A\x86\x03\x2a\x03\x04",
+         10, -1, NULL},
+        {"constructed assigner",
+         "\x30\x08\x0c\x01"
+         "A\x26\x03\x2a\x03\x04",
+         10, -1, NULL},
+        {"assigner overruns",
+         "\x30\x08\x0c\x01"
+         "A\x06\x04\x2a\x03\x04",
+         10, -1, NULL},
         {"utf-8 value", "\x30\x05\x0c\x03\xc3\xa9x", 7, 0, "\xc3\xa9x"},
         {"empty sequence", "\x30\x00", 2, 0, NULL},
         {"assigner only", "\x30\x05\x06\x03\x2a\x03\x04", 7, 0, NULL},

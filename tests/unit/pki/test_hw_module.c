@@ -17,19 +17,7 @@
 void tp_assert_hw_module(const GENERAL_NAME *gn, const char *serial, const char *type)
 {
     char txt[160];
-    const ASN1_TYPE *v;
-    const unsigned char *p;
-    ASN1_SEQUENCE_ANY *seq;
-
-    assert_int_equal(gn->type, GEN_OTHERNAME);
-    assert_true(OBJ_obj2txt(txt, sizeof(txt), gn->d.otherName->type_id, 1) > 0);
-    assert_string_equal(txt, OID_HWM);
-    v = gn->d.otherName->value;
-    assert_int_equal(v->type, V_ASN1_SEQUENCE);
-    p = ASN1_STRING_get0_data(v->value.sequence);
-    seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, ASN1_STRING_length(v->value.sequence));
-    assert_non_null(seq);
-    assert_int_equal(sk_ASN1_TYPE_num(seq), 2);
+    ASN1_SEQUENCE_ANY *seq = tp_othername_seq(gn, OID_HWM, 2);
     const ASN1_TYPE *hw_type = sk_ASN1_TYPE_value(seq, 0);
     const ASN1_TYPE *hw_serial = sk_ASN1_TYPE_value(seq, 1);
     assert_int_equal(hw_type->type, V_ASN1_OBJECT);
@@ -40,31 +28,6 @@ void tp_assert_hw_module(const GENERAL_NAME *gn, const char *serial, const char 
     assert_memory_equal(ASN1_STRING_get0_data(hw_serial->value.octet_string), serial,
                         strlen(serial));
     sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
-}
-
-/* The SAN for value, through a DER round trip of GeneralNames. */
-static GENERAL_NAMES *san_round_trip(const char *value)
-{
-    char err[ERR_LEN] = "";
-    GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
-    GENERAL_NAME *gn = pki_san_to_general_name(PKI_SAN_HW_MODULE, value, err);
-    unsigned char *der = NULL;
-    const unsigned char *p;
-    int n;
-
-    if (gn == NULL)
-        fail_msg("%s: %s", value, err);
-    sk_GENERAL_NAME_push(gens, gn);
-    n = i2d_GENERAL_NAMES(gens, &der);
-    assert_true(n > 0);
-    GENERAL_NAMES_free(gens);
-    p = der;
-    gens = d2i_GENERAL_NAMES(NULL, &p, n);
-    assert_non_null(gens);
-    assert_ptr_equal(p, der + n);
-    OPENSSL_free(der);
-    assert_int_equal(sk_GENERAL_NAME_num(gens), 1);
-    return gens;
 }
 
 static void test_hw_module_san_der(void **state)
@@ -79,7 +42,7 @@ static void test_hw_module_san_der(void **state)
         {"abcDEF/1.2.3", "abcDEF", "1.2.3"},
     };
     for (size_t i = 0; i < nitems(rows); i++) {
-        GENERAL_NAMES *gens = san_round_trip(rows[i].value);
+        GENERAL_NAMES *gens = tp_san_round_trip(PKI_SAN_HW_MODULE, rows[i].value);
         tp_assert_hw_module(sk_GENERAL_NAME_value(gens, 0), rows[i].serial, rows[i].type);
         GENERAL_NAMES_free(gens);
     }
@@ -199,16 +162,10 @@ static void test_hw_module_csr_malformed(void **state)
     char err[ERR_LEN] = "";
     EVP_PKEY *key = pki_key_generate(PKI_KEY_P256, err);
     GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
-    GENERAL_NAME *gn = GENERAL_NAME_new();
-    ASN1_STRING *seq = ASN1_STRING_type_new(V_ASN1_SEQUENCE);
-    ASN1_TYPE *t = ASN1_TYPE_new();
     size_t len = 0;
     struct pki_csr csr;
 
-    assert_int_equal(ASN1_STRING_set(seq, slash_serial, sizeof(slash_serial) - 1), 1);
-    ASN1_TYPE_set(t, V_ASN1_SEQUENCE, seq);
-    assert_int_equal(GENERAL_NAME_set0_othername(gn, OBJ_txt2obj(OID_HWM, 1), t), 1);
-    sk_GENERAL_NAME_push(gens, gn);
+    sk_GENERAL_NAME_push(gens, tp_othername_der(OID_HWM, slash_serial, sizeof(slash_serial) - 1));
     unsigned char *der = tp_csr_der_sans(key, NULL, gens, &len);
     assert_int_equal(pki_csr_parse(der, len, EC_ONLY, &csr, err), -1);
     assert_string_equal(err, "malformed HardwareModuleName in subjectAltName");

@@ -21,6 +21,7 @@ int test_pki_issue_run(void);
 int test_pki_tlsalpn_run(void);
 int test_pki_template_run(void);
 int test_pki_hw_module_run(void);
+int test_pki_perm_id_run(void);
 
 /* Reads a fixture file into a new buffer; fails the test when missing. */
 unsigned char *tp_fixture(const char *name, size_t *len);
@@ -33,6 +34,15 @@ struct pki_ca *tp_ca_new(char **dir);
 unsigned char *tp_csr_der(EVP_PKEY *key, const char *cn, const char *const *dns, size_t *len);
 /* The same with any SANs (borrowed; NULL or empty: no SAN extension). */
 unsigned char *tp_csr_der_sans(EVP_PKEY *key, const char *cn, GENERAL_NAMES *gens, size_t *len);
+/* The SAN pki/ builds for value, through a DER round trip of GeneralNames (one name). */
+GENERAL_NAMES *tp_san_round_trip(enum pki_san_type type, const char *value);
+/*
+ * The elements of otherName gn, asserted to be of type type_oid and to hold a
+ * SEQUENCE of n elements, read with OpenSSL's SEQUENCE OF ANY parser (new).
+ */
+ASN1_SEQUENCE_ANY *tp_othername_seq(const GENERAL_NAME *gn, const char *type_oid, int n);
+/* An otherName of type oid whose value is the DER SEQUENCE der, as given (new). */
+GENERAL_NAME *tp_othername_der(const char *oid, const void *der, size_t len);
 /* The certificate in a PEM string. */
 X509 *tp_pem_cert(const char *pem);
 /*

@@ -102,6 +102,61 @@ unsigned char *tp_csr_der(EVP_PKEY *key, const char *cn, const char *const *dns,
     return der;
 }
 
+GENERAL_NAMES *tp_san_round_trip(enum pki_san_type type, const char *value)
+{
+    char err[ERR_LEN] = "";
+    GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+    GENERAL_NAME *gn = pki_san_to_general_name(type, value, err);
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    int n;
+
+    if (gn == NULL)
+        fail_msg("%s: %s", value, err);
+    sk_GENERAL_NAME_push(gens, gn);
+    n = i2d_GENERAL_NAMES(gens, &der);
+    assert_true(n > 0);
+    GENERAL_NAMES_free(gens);
+    p = der;
+    gens = d2i_GENERAL_NAMES(NULL, &p, n);
+    assert_non_null(gens);
+    assert_ptr_equal(p, der + n);
+    OPENSSL_free(der);
+    assert_int_equal(sk_GENERAL_NAME_num(gens), 1);
+    return gens;
+}
+
+ASN1_SEQUENCE_ANY *tp_othername_seq(const GENERAL_NAME *gn, const char *type_oid, int n)
+{
+    char txt[64];
+    const ASN1_TYPE *v;
+    const unsigned char *p;
+    ASN1_SEQUENCE_ANY *seq;
+
+    assert_int_equal(gn->type, GEN_OTHERNAME);
+    assert_true(OBJ_obj2txt(txt, sizeof(txt), gn->d.otherName->type_id, 1) > 0);
+    assert_string_equal(txt, type_oid);
+    v = gn->d.otherName->value;
+    assert_int_equal(v->type, V_ASN1_SEQUENCE);
+    p = ASN1_STRING_get0_data(v->value.sequence);
+    seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, ASN1_STRING_length(v->value.sequence));
+    assert_non_null(seq);
+    assert_int_equal(sk_ASN1_TYPE_num(seq), n);
+    return seq;
+}
+
+GENERAL_NAME *tp_othername_der(const char *oid, const void *der, size_t len)
+{
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    ASN1_STRING *seq = ASN1_STRING_type_new(V_ASN1_SEQUENCE);
+    ASN1_TYPE *t = ASN1_TYPE_new();
+
+    assert_int_equal(ASN1_STRING_set(seq, der, (int)len), 1);
+    ASN1_TYPE_set(t, V_ASN1_SEQUENCE, seq);
+    assert_int_equal(GENERAL_NAME_set0_othername(gn, OBJ_txt2obj(oid, 1), t), 1);
+    return gn;
+}
+
 X509 *tp_pem_cert(const char *pem)
 {
     BIO *bio = BIO_new_mem_buf(pem, -1);

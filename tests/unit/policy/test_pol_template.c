@@ -24,6 +24,8 @@ static const char tpl_yaml[] =
     "    san: {dns: [\"${/csr/san/dnsname}\"]}\n"
     "  hwm:\n"
     "    san: {hardware_module_name: \"${/device/identifier}\"}\n"
+    "  pid:\n"
+    "    san: {permanent_identifier: \"${/device/identifier}\"}\n"
     "enrollment_policies:\n"
     "  macs:\n"
     "    identifiers: [permanent-identifier]\n"
@@ -40,7 +42,11 @@ static const char tpl_yaml[] =
     "  modules:\n"
     "    identifiers: [hardware-module]\n"
     "    challenges: [device-attest-01]\n"
-    "    template: hwm\n";
+    "    template: hwm\n"
+    "  perms:\n"
+    "    identifiers: [permanent-identifier]\n"
+    "    challenges: [device-attest-01]\n"
+    "    template: pid\n";
 
 static int setup(void **state)
 {
@@ -210,6 +216,25 @@ static void test_render_hw_module(void **state)
     pol_rendered_clear(&st);
 }
 
+/* DA-4 with a template: permanent_identifier takes "value/assigner-OID" whole; pki splits it. */
+static void test_render_perm_id_assigner(void **state)
+{
+    const struct cfg *cfg = *state;
+    const struct cfg_policy *perms = cfg_policy_find(cfg, "perms");
+    static const char *const ids[] = {"C02XK0SIMUL8/1.2.840.113635.100.6.1.1", "C02XK0SIMUL8"};
+    struct pki_issue_req req = {0};
+    struct pol_rendered st;
+    char err[ERR_LEN] = "";
+    for (size_t i = 0; i < nitems(ids); i++) {
+        struct pol_input in = {.identifier = ids[i]};
+        assert_int_equal(pol_render(cfg, perms, &in, 0, &req, &st, err), 0);
+        assert_int_equal(req.nsans, 1);
+        assert_int_equal(req.sans[0].type, PKI_SAN_PERMANENT_ID);
+        assert_string_equal(req.sans[0].value, ids[i]);
+        pol_rendered_clear(&st);
+    }
+}
+
 int test_pol_template_run(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +242,7 @@ int test_pol_template_run(void)
         cmocka_unit_test(test_render_table),
         cmocka_unit_test(test_render_csr_policy),
         cmocka_unit_test(test_render_hw_module),
+        cmocka_unit_test(test_render_perm_id_assigner),
     };
     return cmocka_run_group_tests_name("policy_template", tests, setup, teardown);
 }

@@ -33,6 +33,9 @@ struct result {
     bool ok;
     char type[32];
     char detail[ACME_DETAIL_LEN];
+    int nretry;               /* retry notices */
+    char retry_type[32];      /* the last notice's problem type */
+    int64_t next_attempt;     /* and its next try time */
 };
 
 static void done_cb(void *arg, struct acme_validation *v, bool ok, const struct acme_problem *prob)
@@ -46,6 +49,17 @@ static void done_cb(void *arg, struct acme_validation *v, bool ok, const struct 
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
     free(v);
+}
+
+static void retry_cb(void *arg, const struct acme_validation *v, const struct acme_problem *prob,
+                     int64_t next_attempt)
+{
+    struct result *r = arg;
+    pthread_mutex_lock(&r->mu);
+    r->nretry++;
+    snprintf(r->retry_type, sizeof(r->retry_type), "%s", prob->type);
+    r->next_attempt = next_attempt;
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* Waits until n results arrived; false after 20 s so a hang fails the test. */
@@ -167,7 +181,7 @@ static struct srv_validator *make_val(const struct vrow *r, int attempts, struct
     cfg.validation_attempts = attempts;
     cfg.validation_timeout = r->timeout;
     cfg.validation_retry_delay = 1;
-    val = srv_validator_new(&cfg, done_cb, res, err);
+    val = srv_validator_new(&cfg, done_cb, retry_cb, res, err);
     if (val == NULL)
         print_error("srv_validator_new: %s\n", err);
     return val;
@@ -194,6 +208,15 @@ static void test_rows(void **state)
     }
 }
 
+static const struct vrow *row_named(const char *name)
+{
+    for (size_t i = 0; i < nitems(rows); i++)
+        if (strcmp(rows[i].name, name) == 0)
+            return &rows[i];
+    fail_msg("no row %s", name);
+    return NULL;
+}
+
 static void test_http_request_shape(void **state)
 {
     struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -207,12 +230,8 @@ static void test_http_request_shape(void **state)
 
 static void test_tls_client_hello(void **state)
 {
-    const struct vrow *r = NULL;
+    const struct vrow *r = row_named("tls ok");
     struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    for (size_t i = 0; i < nitems(rows); i++)
-        if (strcmp(rows[i].name, "tls ok") == 0)
-            r = &rows[i];
-    assert_non_null(r);
     struct srv_validator *val = make_val(r, 1, &res);
     srv_validator_submit(val, make_v(r));
     assert_true(wait_results(&res, 1));
@@ -226,12 +245,17 @@ static void test_tls_client_hello(void **state)
     pthread_mutex_unlock(&g_tls.mu);
 }
 
-/* attempts = 2: the responder sees two requests, spaced by the retry delay. */
+/*
+ * attempts = 2: the responder sees two requests, spaced by the retry delay;
+ * the failed first try is reported before the verdict, with the time of the
+ * second (rounded up to the next second).
+ */
 static void test_retries(void **state)
 {
     const struct vrow *r = &rows[2]; /* http wrong body */
     struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     int before = tsrv_http_hits(&g_http, "tok-wrong");
+    int64_t start = clk_now();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct srv_validator *val = make_val(r, 2, &res);
@@ -243,6 +267,10 @@ static void test_retries(void **state)
     assert_int_equal(res.n, 1);
     assert_int_equal(tsrv_http_hits(&g_http, "tok-wrong") - before, 2);
     assert_true(t1.tv_sec - t0.tv_sec >= 1 || t1.tv_nsec >= t0.tv_nsec);
+    assert_int_equal(res.nretry, 1);
+    assert_string_equal(res.retry_type, "incorrectResponse");
+    assert_true(res.next_attempt >= start + 1);
+    assert_true(res.next_attempt <= clk_now() + 1);
 }
 
 /* Many submits from several threads at once all complete, each exactly once. */
@@ -271,17 +299,38 @@ static void test_concurrent(void **state)
 /* Free with validations still in flight: no callback, no leak, no hang. */
 static void test_free_in_flight(void **state)
 {
-    const struct vrow *r = NULL;
+    const struct vrow *r = row_named("http timeout");
     struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    for (size_t i = 0; i < nitems(rows); i++)
-        if (strcmp(rows[i].name, "http timeout") == 0)
-            r = &rows[i];
     struct srv_validator *val = make_val(r, 3, &res);
     for (int i = 0; i < 5; i++)
         srv_validator_submit(val, make_v(r));
     usleep(100 * 1000);
     srv_validator_free(val);
     assert_int_equal(res.n, 0);
+}
+
+/*
+ * Shutdown: a stopped validator drops what it holds and refuses later
+ * submits (the caller keeps v), as the hand-off of a request that outlived
+ * shutdown_timeout needs; stopping twice and freeing afterwards are fine.
+ */
+static void test_submit_after_stop(void **state)
+{
+    const struct vrow *r = row_named("http timeout"); /* still running when stopped */
+    struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct srv_validator *val = make_val(r, 3, &res);
+    struct acme_validation *v = make_v(r);
+    assert_non_null(val);
+    assert_int_equal(srv_validator_submit(val, make_v(r)), 0);
+    usleep(50 * 1000);
+    srv_validator_stop(val);
+    assert_int_equal(srv_validator_submit(val, v), -1);
+    free(v);
+    srv_validator_stop(val);
+    usleep(100 * 1000);
+    assert_int_equal(res.n, 0);
+    srv_validator_free(val);
+    srv_validator_stop(NULL);
 }
 
 static int setup(void **state)
@@ -317,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_retries),
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_free_in_flight),
+        cmocka_unit_test(test_submit_after_stop),
     };
     /* The test servers write to peers that hang up early. */
     signal(SIGPIPE, SIG_IGN);

@@ -132,7 +132,7 @@ static bool run_one(enum acme_chall_type type, const char *txt, char *detail, si
     cfg.tls_alpn01_port = g_tls;
     cfg.validation_attempts = 1;
     cfg.validation_timeout = 5;
-    struct srv_validator *val = srv_validator_new(&cfg, done_cb, &res, err);
+    struct srv_validator *val = srv_validator_new(&cfg, done_cb, NULL, &res, err);
     assert_non_null(val);
     snprintf(v->chall_id, sizeof(v->chall_id), "cts");
     v->type = type;

@@ -292,10 +292,20 @@ static void test_list_filters(void **state)
         {"created since", {.created_since = 300}, 0, false, "o3,o4,o5"},
         {"since with limit", {.created_since = 200, .limit = 2}, 0, false, "o2,o6"},
         {"newest limit 1", {.owner = "A", .newest_first = true, .limit = 1}, 0, false, "o4"},
-        {"all filters", {"B", "L1", "invalid", 500, 5, true}, 0, false, "o5"},
+        {"all filters",
+         {.owner = "B", .lookup = "L1", .status = "invalid", .created_since = 500, .limit = 5,
+          .newest_first = true},
+         0, false, "o5"},
         {"unknown owner", {.owner = "C"}, 0, false, ""},
         {"unknown status", {.status = "expired"}, 0, false, ""},
         {"future since", {.created_since = 1000}, 0, false, ""},
+        {"after, newest first", {.owner = "A", .newest_first = true, .after_id = "o6",
+                                 .after_created = 200}, 0, false, "o2,o1"},
+        {"after, oldest first", {.owner = "A", .after_id = "o2", .after_created = 200}, 0, false,
+         "o6,o4"},
+        {"after the last", {.owner = "A", .after_id = "o1", .after_created = 100,
+                            .newest_first = true}, 0, false, ""},
+        {"after an unknown id", {.after_id = "o3x", .after_created = 300}, 0, false, "o4,o5"},
         {"callback stops", {0}, 2, false, "o1,o2"},
         {"nested reads", {0}, 0, true, "o1,o2,o6,o3,o4,o5"},
     };
@@ -373,12 +383,61 @@ static void test_update_indexed(void **state)
     store_close(st);
 }
 
+/*
+ * Keyset paging over rows that mostly share a created second: following the
+ * last row of each page visits every row once, in order, while rows newer
+ * than the walk are added between pages.
+ */
+static void test_list_paging(void **state)
+{
+    char target[512], err[ERR_LEN] = "", id[16], *want;
+    struct store *st = tst_open_fresh(target, sizeof(target));
+    struct buf walked = {0};
+    struct store_rec r;
+    int pages = 0;
+
+    for (int i = 0; i < 23; i++) {
+        snprintf(id, sizeof(id), "p%02d", (i * 7) % 23); /* ids not in insertion order */
+        r = tst_rec(STORE_ORDER, id, "A", NULL, "valid", 1000 + i / 10, "{}");
+        assert_int_equal(tst_commit1(st, STORE_INSERT, &r, 0), 0);
+    }
+    struct collect c = {0};
+    struct store_filter f = {.owner = "A", .newest_first = true};
+    assert_int_equal(store_list(st, STORE_ORDER, &f, collect_fn, &c, err), 0);
+    want = buf_take(&c.ids);
+    for (f.limit = 4;; pages++) {
+        struct collect page = {0};
+        struct store_rec last = {0};
+        assert_int_equal(store_list(st, STORE_ORDER, &f, collect_fn, &page, err), 0);
+        if (page.rows == 0)
+            break;
+        buf_printf(&walked, "%s%s", walked.len > 0 ? "," : "", page.ids.p);
+        /* the next page starts after this one's last row */
+        const char *comma = strrchr(page.ids.p, ',');
+        snprintf(id, sizeof(id), "%s", comma != NULL ? comma + 1 : page.ids.p);
+        assert_int_equal(store_get(st, STORE_ORDER, id, &last, err), 0);
+        f.after_id = id;
+        f.after_created = last.created;
+        store_rec_clear(&last);
+        buf_free(&page.ids);
+        snprintf(target, sizeof(target), "new%d", pages);
+        r = tst_rec(STORE_ORDER, target, "A", NULL, "valid", 2000, "{}");
+        assert_int_equal(tst_commit1(st, STORE_INSERT, &r, 0), 0);
+    }
+    assert_int_equal(pages, 6);
+    assert_string_equal(walked.p, want);
+    free(want);
+    buf_free(&walked);
+    store_close(st);
+}
+
 int tst_run_crud(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crud_sequence),      cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_multi_write_atomic), cmocka_unit_test(test_get_by_lookup),
         cmocka_unit_test(test_list_filters),       cmocka_unit_test(test_update_indexed),
+        cmocka_unit_test(test_list_paging),
     };
     return cmocka_run_group_tests_name("store_crud", tests, NULL, NULL);
 }

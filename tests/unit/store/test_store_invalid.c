@@ -143,6 +143,9 @@ static void test_invalid_reads(void **state)
     char *long_owner = filled(STORE_MAX_FIELD + 1, 'o');
     f.owner = long_owner;
     assert_int_equal(store_list(st, STORE_ORDER, &f, count_fn, &n, err), -1);
+    f.owner = NULL;
+    f.after_id = id129; /* a position is a row id: the same bound */
+    assert_int_equal(store_list(st, STORE_ORDER, &f, count_fn, &n, err), -1);
     assert_int_equal(n, 0);
     store_close(st);
     free(long_owner);
