@@ -399,6 +399,31 @@ static bool policy_consults(const struct cfg_policy *p, const char *src, size_t 
 }
 
 /* A variable the policy can never fill would refuse every issuance: say so at load time. */
+/*
+ * ${/device/identifier} is the order value as ordered. In a HardwareModuleName it
+ * must carry a hardware type OID, which a permanent-identifier value lacks (every
+ * issuance would fail); in a PermanentIdentifier the tail becomes the assigner,
+ * which a hardware-module value's type OID is not. A policy that accepts the
+ * other identifier type would do one of the two, so it is refused at load.
+ */
+static bool device_identifier_mismatch(const struct cfg_tpl_item *san,
+                                       const struct cfg_policy *p, const char **why)
+{
+    if (strstr(san->value, "${/device/identifier}") == NULL)
+        return false;
+    if (san->san == CFG_SAN_HW_MODULE && (p->identifiers & CFG_ID_PERMANENT)) {
+        *why = "hardware_module_name from ${/device/identifier} needs a policy without "
+               "permanent-identifier";
+        return true;
+    }
+    if (san->san == CFG_SAN_PERMANENT_ID && (p->identifiers & CFG_ID_HARDWARE)) {
+        *why = "permanent_identifier from ${/device/identifier} needs a policy without "
+               "hardware-module (use ${/device/serial})";
+        return true;
+    }
+    return false;
+}
+
 static int link_var(void *arg, const char *var)
 {
     struct pol_link *l = arg;
@@ -442,13 +467,8 @@ int cfg_policy_check_template(struct cfg_ctx *ctx, const struct cfg_node *node, 
     for (size_t i = 0; i < l.t->nsans; i++) {
         if (each_var(l.t->sans[i].value, link_var, &l, &why) != 0)
             return -1;
-        /* A permanent-identifier value has no type OID: every such issuance would fail. */
-        if (l.t->sans[i].san == CFG_SAN_HW_MODULE && (p->identifiers & CFG_ID_PERMANENT) &&
-            strstr(l.t->sans[i].value, "${/device/identifier}") != NULL)
-            return cfg_fail(ctx, l.line, kpath,
-                            "template %s: hardware_module_name from ${/device/identifier} needs a "
-                            "policy without permanent-identifier",
-                            l.t->name);
+        if (device_identifier_mismatch(&l.t->sans[i], p, &why))
+            return cfg_fail(ctx, l.line, kpath, "template %s: %s", l.t->name, why);
     }
     if (l.t->key_types != 0 && (l.t->key_types & p->key_types) == 0)
         return cfg_fail(ctx, l.line, kpath,

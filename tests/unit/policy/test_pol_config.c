@@ -217,6 +217,11 @@ static const struct {
          "    template: t\n",
      8, "enrollment_policies.p.template: template t: hardware_module_name from "
         "${/device/identifier} needs a policy without permanent-identifier"},
+    {TPL "    san: {permanent_identifier: \"${/device/identifier}\"}\nenrollment_policies:\n"
+         "  p:\n    identifiers: [hardware-module]\n    challenges: [device-attest-01]\n"
+         "    template: t\n",
+     8, "enrollment_policies.p.template: template t: permanent_identifier from "
+        "${/device/identifier} needs a policy without hardware-module (use ${/device/serial})"},
     {TPL "    san: {dns: a}\n    renewal_window: 100d\n" DEV_POLICY "    template: t\n", 9,
      "enrollment_policies.p.template: template t: renewal_window is not shorter than the "
      "validity"},
