@@ -34,6 +34,8 @@ acme_account_serialize(const struct acme_account *a)
     cJSON_AddStringToObject(o, "jwk", a->jwk_json != NULL ? a->jwk_json : "");
     cJSON_AddStringToObject(o, "thumbprint", a->thumbprint);
     cJSON_AddStringToObject(o, "eab_kid", a->eab_kid);
+    if (a->terms[0] != '\0')
+        cJSON_AddStringToObject(o, "terms", a->terms);
     cJSON_AddNumberToObject(o, "created", (double)a->created);
     s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -91,6 +93,7 @@ acme_account_parse(const struct store_rec *rec, struct acme_account *out,
     cJSON *o = rec->data != NULL ? cJSON_Parse(rec->data) : NULL;
     const char *policy = acme_json_str(o, "policy"), *jwk = acme_json_str(o, "jwk");
     const char *tp = acme_json_str(o, "thumbprint"), *eab = acme_json_str(o, "eab_kid");
+    const char *terms = acme_json_str(o, "terms"); /* absent in records older than terms.c */
     const char *status = rec->status != NULL ? rec->status : acme_json_str(o, "status");
     const cJSON *contact = cJSON_GetObjectItemCaseSensitive(o, "contact");
     int rc = -1;
@@ -105,6 +108,7 @@ acme_account_parse(const struct store_rec *rec, struct acme_account *out,
     snprintf(out->status, sizeof(out->status), "%s", status);
     snprintf(out->thumbprint, sizeof(out->thumbprint), "%s", tp);
     snprintf(out->eab_kid, sizeof(out->eab_kid), "%s", eab != NULL ? eab : "");
+    snprintf(out->terms, sizeof(out->terms), "%s", terms != NULL ? terms : "");
     out->jwk_json = xstrdup(jwk);
     if (cJSON_IsArray(contact))
         out->contact = cJSON_Duplicate(contact, 1);
@@ -144,6 +148,18 @@ acme_account_load(struct acme_ctx *ctx, const char *id, struct acme_account *out
     return load_result(st, &rec, err, out, prob);
 }
 
+/* The account row of policy holding the key: store_get_by_lookup's 0 / 1 / -1. */
+static int
+get_by_key(struct acme_ctx *ctx, const char *policy, const char *thumbprint,
+           struct store_rec *rec, char err[ERR_LEN])
+{
+    char *lookup = xasprintf("%s:%s", policy, thumbprint);
+    int st = store_get_by_lookup(ctx->store, STORE_ACCOUNT, lookup, rec, err);
+
+    free(lookup);
+    return st;
+}
+
 int
 acme_account_find_by_thumbprint(struct acme_ctx *ctx, const char *policy,
                                 const char *thumbprint, struct acme_account *out,
@@ -151,11 +167,29 @@ acme_account_find_by_thumbprint(struct acme_ctx *ctx, const char *policy,
 {
     struct store_rec rec = {0};
     char err[ERR_LEN] = "";
-    char *lookup = xasprintf("%s:%s", policy, thumbprint);
-    int st = store_get_by_lookup(ctx->store, STORE_ACCOUNT, lookup, &rec, err);
+    int st = get_by_key(ctx, policy, thumbprint, &rec, err);
 
-    free(lookup);
     return load_result(st, &rec, err, out, prob);
+}
+
+int
+acme_account_key_in_use(struct acme_ctx *ctx, const char *thumbprint, struct acme_problem *prob)
+{
+    struct store_rec rec = {0};
+    char err[ERR_LEN] = "";
+    size_t i;
+    int st = 1;
+
+    /* Rows are keyed per policy: one indexed read per configured policy, never a scan. */
+    for (i = 0; st == 1 && i < ctx->cfg->npolicies; i++) {
+        st = get_by_key(ctx, ctx->cfg->policies[i].name, thumbprint, &rec, err);
+        store_rec_clear(&rec);
+    }
+    if (st < 0) {
+        log_err("acme", "account key lookup: %s", err);
+        acme_problem_set(prob, "serverInternal", 500, "storage error");
+    }
+    return st;
 }
 
 cJSON *
@@ -427,6 +461,7 @@ acme_h_new_account(struct acme_rq *rq, struct acme_problem *prob)
     a.jwk_json = pki_jwk_canonical_json(rq->jws.key);
     a.created = clk_now();
     a.version = 1;
+    acme_terms_agree(&rq->ctx->cfg->acme, rq->jws.payload, &a);
     if (a.jwk_json == NULL) {
         acme_problem_set(prob, "badPublicKey", 400, "key type not supported");
         goto out;
@@ -448,7 +483,7 @@ out:
     return rc;
 }
 
-/* applies contact and deactivation; other members are ignored. */
+/* applies contact and deactivation; terms agreement is terms.c's, the rest ignored. */
 static int
 apply_update(const cJSON *p, struct acme_account *a, bool *changed, struct acme_problem *prob)
 {
@@ -481,8 +516,15 @@ acme_h_account(struct acme_rq *rq, struct acme_problem *prob)
         acme_problem_set(prob, "unauthorized", 403, "request signed by another account");
         goto out;
     }
-    if (!rq->jws.post_as_get && apply_update(rq->jws.payload, a, &changed, prob) != 0)
-        goto out;
+    if (!rq->jws.post_as_get) {
+        if (apply_update(rq->jws.payload, a, &changed, prob) != 0)
+            goto out;
+        /* §7.3.3: re-agreement to changed terms is an update with termsOfServiceAgreed. */
+        if (acme_terms_agree(&rq->ctx->cfg->acme, rq->jws.payload, a)) {
+            log_info("acme", "account %s agreed to the terms of service", a->id);
+            changed = true;
+        }
+    }
     if (changed) {
         if (acme_account_store_update(rq->ctx, a, "update", prob) != 0)
             goto out;

@@ -24,6 +24,7 @@ struct att_verifier;
 
 #define ACME_DETAIL_LEN 512
 #define ACME_MAX_SUBPROBLEMS 8
+#define ACME_PROBLEM_URL_LEN 512   /* instance and link URLs of a problem, NUL included */
 
 struct acme_subproblem {
     const char *type;              /* short ACME type, e.g. "rejectedIdentifier" */
@@ -40,8 +41,14 @@ struct acme_problem {
     struct acme_subproblem sub[ACME_MAX_SUBPROBLEMS];
     size_t nsub;
     int retry_after;   /* seconds for Retry-After, 0 = none */
+    char instance[ACME_PROBLEM_URL_LEN]; /* RFC 7807 `instance`, "" = none */
+    char link[ACME_PROBLEM_URL_LEN];     /* target of a Link header sent along, "" = none */
+    const char *link_rel;                /* that Link's relation (static string) */
 };
-/* Fills p (type is a static string); the detail is printf-formatted. */
+/*
+ * Fills p (type is a static string); the detail is printf-formatted. Leaves
+ * subproblems, retry_after, instance and link as they are.
+ */
 void acme_problem_set(struct acme_problem *p, const char *type, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -114,8 +121,10 @@ typedef void acme_event_fn(void *arg, const char *type, const char *json);
  * Provided by the server: run fn(arg) soon on a worker-pool thread (where
  * blocking on the store is fine). Thread-safe, never runs fn synchronously.
  * Used to continue a request after an asynchronous step (an MDM lookup).
+ * 0, or -1 when the pool stopped (shutdown): fn never runs, arg stays the
+ * caller's.
  */
-typedef void acme_defer_fn(void *defer_arg, void (*fn)(void *arg), void *arg);
+typedef int acme_defer_fn(void *defer_arg, void (*fn)(void *arg), void *arg);
 
 struct mdm_engine;
 

@@ -2,7 +2,7 @@
  * acme internals shared by the module's files and its unit tests. Two groups
  * of files meet here:
  *   core      (problem.c json.c nonce.c nonce_state.c jws.c router.c directory.c
- *              account.c eab.c keychange.c ctx.c chall_wait.c)
+ *              account.c terms.c eab.c keychange.c ctx.c chall_wait.c)
  *   resources (order.c orders_list.c authz.c authz_reuse.c challenge.c
  *              device_attest.c finalize.c cert.c revoke.c recover.c renewal.c)
  * The core authenticates a request and hands the handler a struct acme_rq;
@@ -83,6 +83,14 @@ void acme_problem_add_sub(struct acme_problem *p, const char *type, const char *
     __attribute__((format(printf, 5, 6)));
 /* Problem as a cJSON object (for a challenge's or order's `error` member). */
 cJSON *acme_problem_to_json(const struct acme_problem *prob);
+/*
+ * The problem's `instance` member (a URL for a human, RFC 8555 §7.3.3), and a
+ * `Link: <url>;rel="rel"` header acme_problem_respond sends with it (rel is a
+ * static string). A URL longer than ACME_PROBLEM_URL_LEN - 1 is left out, not
+ * cut short. NULL-safe.
+ */
+void acme_problem_set_instance(struct acme_problem *p, const char *url);
+void acme_problem_set_link(struct acme_problem *p, const char *rel, const char *url);
 
 /* ---- json.c ---- */
 /*
@@ -106,11 +114,11 @@ void acme_resp_header(struct acme_response *resp, const char *name, const char *
 
 /* ---- nonce.c: in memory, single use, never written to the store ---- */
 /*
- * Nonces are an HMAC-authenticated 64-bit counter: a sliding window of the
- * last `window` issued counters records which are still unused. Only a
- * graceful shutdown hands key and window on to the next start (nonce_state.c);
- * any other restart draws a new key, so no nonce survives it (clients retry
- * on badNonce).
+ * Nonces are a 64-bit counter under a keyed permutation (AES-256 on one
+ * block), opaque to clients: a sliding window of the last `window` issued
+ * counters records which are still unused. Only a graceful shutdown hands key
+ * and window on to the next start (nonce_state.c); any other restart draws a
+ * new key, so no nonce survives it (clients retry on badNonce).
  */
 /* Largest window (counters); bounds a saved state's bitmap to this / 8 bytes. */
 #define ACME_NONCE_MAX_WINDOW ((size_t)1 << 24)
@@ -121,10 +129,16 @@ void acme_nonces_free(struct acme_nonces *n);
 char *acme_nonce_issue(struct acme_nonces *n);
 /* True exactly once for a nonce this key issued and that is still in the window. */
 bool acme_nonce_consume(struct acme_nonces *n, const char *nonce);
+/*
+ * The counter a nonce of n's key hides, without spending it: for tests, which
+ * check counting and window arithmetic that clients cannot see. 0/-1 (not a
+ * nonce of this key). Thread-safe.
+ */
+int acme_nonce_counter(struct acme_nonces *n, const char *nonce, uint64_t *counter);
 
 /* The whole nonce state, on its way to or from disk. */
 struct acme_nonce_snap {
-    unsigned char key[32]; /* HMAC key: secret, wiped by acme_nonce_snap_clear */
+    unsigned char key[32]; /* the secret the AES key derives from; wiped by _clear */
     uint64_t next;         /* counter of the next nonce to issue (>= 1) */
     size_t window;         /* bitmap size in counters, a power of two */
     uint64_t *bits;        /* window / 64 words, bit (c % window) set while c is unused */
@@ -134,8 +148,8 @@ void acme_nonces_snapshot(struct acme_nonces *n, struct acme_nonce_snap *snap);
 /*
  * Replaces n's key and counter with snap's (a checked snapshot) and keeps
  * its unused counters that fall inside n's window; *carried says how many.
- * Only before n serves: threads computing a MAC meanwhile would use a freed
- * key. 0/-1 (HMAC setup failed, n unchanged).
+ * Only before n serves: nonces n issued until then are refused afterwards.
+ * 0/-1 (cipher setup failed, n unchanged).
  */
 int acme_nonces_adopt(struct acme_nonces *n, const struct acme_nonce_snap *snap, size_t *carried);
 /* Wipes the key and frees the bitmap. NULL-safe; snap is empty afterwards. */
@@ -261,6 +275,7 @@ struct acme_account {
     char *jwk_json;           /* canonical JWK (pki_jwk_canonical_json) (owned) */
     char thumbprint[44];
     char eab_kid[ACME_MAX_ID * 2]; /* "" when none */
+    char terms[ACME_MAX_URL]; /* terms-of-service URL last agreed to, "" = none recorded */
     int64_t created;
     int64_t version;          /* store version, for updates */
 };
@@ -283,6 +298,12 @@ int acme_account_store_update(struct acme_ctx *ctx, const struct acme_account *a
 int acme_account_find_by_thumbprint(struct acme_ctx *ctx, const char *policy,
                                     const char *thumbprint, struct acme_account *out,
                                     struct acme_problem *prob);
+/*
+ * Whether an account of any configured policy holds the key with this
+ * thumbprint: 0 one does, 1 none, -1 error (serverInternal).
+ */
+int acme_account_key_in_use(struct acme_ctx *ctx, const char *thumbprint,
+                            struct acme_problem *prob);
 /* Parses an account record's data into out (id from rec). 0/-1 (serverInternal). */
 int acme_account_parse(const struct store_rec *rec, struct acme_account *out,
                        struct acme_problem *prob);
@@ -359,13 +380,29 @@ struct acme_rq {
  * parsed + verified the JWS, checked `url` == rq->url (unauthorized),
  * consumed the nonce (badNonce), required `jwk` for new-account / revoke-cert
  * (revoke may use either) and `kid` elsewhere, loaded the kid account and
- * refused it unless valid (accountDoesNotExist / unauthorized), and refused a
- * kid belonging to another policy's directory.
+ * refused it unless valid (accountDoesNotExist / unauthorized), refused a
+ * kid belonging to another policy's directory, and refused an account that
+ * must first agree to changed terms (acme_terms_check, userActionRequired).
  */
 typedef int acme_handler_fn(struct acme_rq *rq, struct acme_problem *prob);
 
 /* The directory document of pol (directory.c), caller frees; NULL if encoding failed. */
 char *acme_directory_fmt(const struct acme_ctx *ctx, const struct cfg_policy *pol);
+
+/* ---- terms.c: agreement to the terms of service (RFC 8555 §7.3, §7.3.3) ---- */
+/*
+ * Records agreement in a when payload says termsOfServiceAgreed: true and
+ * terms are configured: a->terms becomes the current URL. True when that
+ * changed a (the caller stores it).
+ */
+bool acme_terms_agree(const struct cfg_acme *ac, const cJSON *payload, struct acme_account *a);
+/*
+ * Whether rq may go ahead as far as the terms go: 0, or -1 with prob 403
+ * userActionRequired, a Link rel="terms-of-service" to the current terms and
+ * `instance` (A-10) when acme.meta.terms_of_service_reagree is on, rq acts for
+ * its account and that account agreed to other terms or to none.
+ */
+int acme_terms_check(const struct acme_rq *rq, struct acme_problem *prob);
 
 /* core handlers */
 int acme_h_directory(struct acme_rq *rq, struct acme_problem *prob);

@@ -2,20 +2,22 @@
  * acme resource internals: the stored shape of orders, authorizations,
  * challenges and certificates (the JSON `data` of their store records), and
  * the helpers the resource files (order.c orders_list.c authz.c authz_reuse.c
- * challenge.c device_attest.c finalize.c cert.c revoke.c recover.c renewal.c)
+ * challenge.c device_attest.c finalize.c cert.c revoke.c recover.c renewal.c
+ * replaces.c)
  * share with each other and with their unit tests. The core never needs this
  * header.
  *
  * Stored data (JSON, one object per record):
  *   order: {"policy","identifiers":[{type,value}],"authorizations":[ids],
- *           "notBefore"?,"notAfter"?,"error"?,"certificate"?}
+ *           "notBefore"?,"notAfter"?,"error"?,"certificate"?,"replaces"?}
  *   authz: {"policy","order","identifier":{type,value},"wildcard"?,
  *           "challenges":[{id,type,token,status,validated?,keyAuthz?,error?,retryAt?}],
  *           "attestation"?:{serial,udid,os_version,sepos_version,spki_sha256},
  *           "decision"?:{allowed,reason,roles:[..],mdm:{SOURCE:{ATTR:value}}},
  *           "approval"?:{state,reason?,at?}}
  *   cert:  {"order","policy","ca","pem","not_before","not_after",
- *           "revoked_reason"?,"revoked_at"?,"device"?,"supersedes"?,"superseded_by"?}
+ *           "revoked_reason"?,"revoked_at"?,"device"?,"supersedes"?,"superseded_by"?,
+ *           "replaced_by"?}
  *   audit: {"stage","decision","policy",...}: see audit.c
  */
 #ifndef ACMESRV_ACME_RES_INT_H
@@ -43,6 +45,9 @@
 /* Seconds suggested to pollers. */
 #define ACME_RETRY_POLL 1
 #define ACME_RETRY_ARI 21600
+/* ARI certID: two base64url parts of at most ACME_ARI_MAX_PART chars and a dot (RFC 9773 §4.1). */
+#define ACME_ARI_MAX_PART 64
+#define ACME_MAX_CERT_ID (2 * ACME_ARI_MAX_PART + 1)
 
 enum acme_id_type { ACME_ID_DNS, ACME_ID_IP, ACME_ID_PERMANENT, ACME_ID_HARDWARE, ACME_ID__MAX };
 extern const char *const acme_id_type_str[ACME_ID__MAX];
@@ -107,6 +112,7 @@ struct acme_order {
     int64_t not_before, not_after; /* 0 = not requested */
     cJSON *error;                  /* owned or NULL */
     char cert_serial[41];          /* "" until valid */
+    char replaces[ACME_MAX_CERT_ID + 1]; /* certID of the certificate it replaces, or "" */
 };
 
 struct acme_cert {
@@ -125,6 +131,7 @@ struct acme_cert {
     char device[ACME_MAX_IDENTIFIER + 1]; /* device part of the identifier, "" for DNS/IP */
     char supersedes[41];                  /* serial this certificate replaced, or "" */
     char superseded_by[41];               /* serial that replaced this one, or "" */
+    char replaced_by[ACME_MAX_ID];        /* order whose `replaces` names this one (ARI), or "" */
 };
 
 /* ---- cert.c ---- */
@@ -336,6 +343,12 @@ void acme_issue_key(const struct acme_order *o, const struct acme_authz *az, cha
                     size_t len);
 /* The roles az's decision recorded (names borrowed from az). */
 void acme_issue_roles(const struct acme_authz *az, struct pol_roles *roles);
+/*
+ * O-3: the validity of o's certificate: the order's notBefore/notAfter where
+ * given, else from now for pol's lifetime (its template's, else its own).
+ */
+void acme_issue_window(const struct acme_ctx *ctx, const struct cfg_policy *pol,
+                       const struct acme_order *o, int64_t *not_before, int64_t *not_after);
 /* Renders rq's policy template for the order; badCSR naming the missing variable. */
 int acme_issue_render(struct acme_rq *rq, const struct acme_order *o, const struct acme_authz *az,
                       const struct pki_csr *csr, struct pki_issue_req *req,
@@ -349,6 +362,53 @@ int acme_supersede_find(struct acme_ctx *ctx, const char *key, const char *polic
 /* certificate.issued (and certificate.revoked for a revoked old) after the commit. */
 void acme_issue_events(struct acme_ctx *ctx, const struct acme_audit *au, const struct acme_cert *c,
                        const struct acme_cert *old);
+
+/* ---- renewal.c: ACME Renewal Information (RFC 9773) ---- */
+/*
+ * The certificate an ARI certID names under pol: 0 (*c loaded; caller clears
+ * it), or -1 with *c cleared and prob malformed: 400 for a malformed certID,
+ * 404 for one naming no certificate of pol (ARI-5); serverInternal on a store
+ * error.
+ */
+int acme_cert_by_ari_id(struct acme_ctx *ctx, const struct cfg_policy *pol, const char *id,
+                        struct acme_cert *c, struct acme_problem *prob);
+/* When c's renewal window opens (seconds since the epoch): see pol_renewal_start. */
+int64_t acme_renewal_start(const struct acme_ctx *ctx, const struct acme_cert *c);
+
+/* ---- replaces.c: newOrder `replaces` (RFC 9773 §5) ---- */
+/*
+ * Reads the optional `replaces` of a newOrder payload into o->replaces after
+ * checking it (o->ids already read): a certID of a certificate of this
+ * policy, issued to rq's account, sharing an identifier with o and not held
+ * by a replacing order that is not invalid. 0, or -1 with prob: malformed
+ * (400 bad certID, 404 unknown certificate, 400 no shared identifier),
+ * unauthorized 403 (another account's), alreadyReplaced 409.
+ */
+int acme_replaces_read(struct acme_rq *rq, const cJSON *payload, struct acme_order *o,
+                       struct acme_problem *prob);
+/* Whether rq's newOrder renews, in its open renewal window, a certificate of its account
+   that no order has tried to replace yet: such an order is not rate limited. */
+bool acme_replaces_is_renewal(struct acme_rq *rq);
+/* The predecessor's update a replacing order commits with; owned by the caller. */
+struct acme_replacing {
+    struct acme_cert cert;
+    struct store_rec rec; /* borrows from cert */
+    char *data;
+};
+/*
+ * For an order with `replaces`: reloads the certificate, checks again that no
+ * order that is not invalid holds it, and fills *w with its update naming o
+ * as replaced_by, conditional on the version just read, for the order's own
+ * commit: of two orders racing for one certificate only one commits. 1
+ * staged, 0 nothing to stage (no `replaces`), -1 with prob as
+ * acme_replaces_read. st is cleared first and afterwards by the caller.
+ */
+int acme_replaces_stage(struct acme_ctx *ctx, const struct cfg_policy *pol,
+                        const struct acme_order *o, struct acme_replacing *st,
+                        struct store_write *w, struct acme_problem *prob);
+void acme_replacing_clear(struct acme_replacing *st);
+/* Adds o's `replaces` to obj (the order's stored data or its JSON view) when it has one. */
+void acme_replaces_add(const struct acme_order *o, cJSON *obj);
 
 /* ---- device_attest.c ---- */
 /* Handles the device-attest-01 response for challenge a->ch[idx] (payload already an object). */

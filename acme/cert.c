@@ -50,6 +50,7 @@ cert_parse_data(struct acme_cert *c, const char *data)
     acme_strlcpy(c->supersedes, acme_json_str(root, "supersedes"), sizeof(c->supersedes));
     acme_strlcpy(c->superseded_by, acme_json_str(root, "superseded_by"),
                  sizeof(c->superseded_by));
+    acme_strlcpy(c->replaced_by, acme_json_str(root, "replaced_by"), sizeof(c->replaced_by));
     rc = 0;
 out:
     cJSON_Delete(root);
@@ -104,6 +105,8 @@ acme_cert_rec(const struct acme_cert *c, struct store_rec *rec, char **data)
         cJSON_AddStringToObject(d, "supersedes", c->supersedes);
     if (c->superseded_by[0] != '\0')
         cJSON_AddStringToObject(d, "superseded_by", c->superseded_by);
+    if (c->replaced_by[0] != '\0')
+        cJSON_AddStringToObject(d, "replaced_by", c->replaced_by);
     *data = cJSON_PrintUnformatted(d);
     cJSON_Delete(d);
     memset(rec, 0, sizeof(*rec));

@@ -198,18 +198,8 @@ dm_run(void *arg)
     struct dm_job *j = arg;
     struct acme_authz a = {0}, done = {0};
     struct acme_problem prob = {0};
-    size_t i;
     int idx = -1;
 
-    for (i = 0; i < j->nsrc; i++) {
-        /* A stopping engine is no verdict: leave the challenge for recovery. */
-        if (j->res[i].failed && j->res[i].reason != NULL &&
-            strstr(j->res[i].reason, ": engine stopped (") != NULL) {
-            log_warn("acme", "authz %s: MDM engine stopped; decision left for restart",
-                     j->authz_id);
-            goto out;
-        }
-    }
     if (acme_authz_load(j->ctx, j->authz_id, &a, &prob) == 0)
         idx = acme_authz_find_chall(&a, j->chall_id);
     if (idx < 0 || strcmp(a.ch[idx].status, "processing") != 0 || a.approval[0] != '\0' ||
@@ -223,19 +213,32 @@ out:
     job_free(j);
 }
 
-/* Records one answer; the last one hands the job to a worker. */
+/*
+ * Records one answer; the last one hands the job to a worker. A stopped
+ * engine gave no verdict, and a pool that stopped runs nothing: either way
+ * the challenge stays processing and the next start looks the device up
+ * again (acme_recover).
+ */
 static void
 slot_done(struct dm_slot *slot, const struct mdm_result *res)
 {
     struct dm_job *j = slot->job;
-    bool last;
+    bool last, stopped = false;
+    size_t i;
 
     pthread_mutex_lock(&j->mu);
     mdm_result_copy(&j->res[slot->idx], res);
     last = --j->left == 0;
     pthread_mutex_unlock(&j->mu);
-    if (last)
-        j->ctx->defer(j->ctx->defer_arg, dm_run, j);
+    if (!last)
+        return;
+    for (i = 0; i < j->nsrc; i++)
+        stopped = stopped || j->res[i].stopped;
+    if (stopped || j->ctx->defer(j->ctx->defer_arg, dm_run, j) != 0) {
+        log_warn("acme", "authz %s: %s; decision left for restart", j->authz_id,
+                 stopped ? "MDM engine stopped" : "shutting down");
+        job_free(j);
+    }
 }
 
 /* MDM engine thread: copy and return (must not block). */
@@ -270,12 +273,16 @@ start_lookups(struct acme_ctx *ctx, const struct cfg_policy *pol, const struct a
         if (ctx->mdm != NULL && mdm_lookup(ctx->mdm, pol->signal_sources[i], &vars, on_mdm_done,
                                            &j->slots[i], err) == 0)
             continue;
-        /* Not started: the source answers "deny" at once, with the reason. */
+        /*
+         * Not started: the source answers "deny" at once, with the reason. A
+         * stopped engine (a request outliving shutdown) answers nothing.
+         */
         snprintf(why, sizeof(why), "%s: lookup not started: %s", pol->signal_sources[i],
                  ctx->mdm == NULL ? "no MDM engine running" : err);
         failed.source = pol->signal_sources[i];
         failed.verdict = MDM_DENY;
         failed.failed = true;
+        failed.stopped = ctx->mdm != NULL && mdm_engine_is_stopped(ctx->mdm);
         failed.reason = why;
         slot_done(&j->slots[i], &failed);
     }

@@ -137,22 +137,17 @@ check_device(const struct acme_order *o, const struct acme_authz *az, const stru
 static int
 check_key(struct acme_rq *rq, const struct pki_csr *csr, struct acme_problem *prob)
 {
-    struct store_rec rec = {0};
-    char thumb[44], err[ERR_LEN] = "";
+    char thumb[44];
     int rc;
 
     if (rq->jws.key != NULL && pki_key_equal(csr->key, rq->jws.key))
         goto refuse;
     if (pki_jwk_thumbprint(csr->key, thumb) != 0)
         return 0; /* a key type JWK cannot express is no account key */
-    rc = store_get_by_lookup(rq->ctx->store, STORE_ACCOUNT, thumb, &rec, err);
-    store_rec_clear(&rec);
-    if (rc < 0) {
-        acme_store_problem(prob, "checking the CSR key", err);
-        return -1;
-    }
-    if (rc == 1)
-        return 0;
+    /* Any policy's: one key must not be both an account and a certificate key anywhere. */
+    rc = acme_account_key_in_use(rq->ctx, thumb, prob);
+    if (rc != 0)
+        return rc == 1 ? 0 : -1;
 refuse:
     acme_problem_set(prob, "badCSR", 400, "CSR key is an account key");
     return -1;
@@ -283,8 +278,7 @@ issue(struct acme_rq *rq, const struct acme_order *o, const struct pki_csr *csr,
     req.key_usage = device ? PKI_KU_DIGITAL_SIGNATURE : 0;
     req.eku_oids = device ? (const char **)eku_dev : (const char **)eku_net;
     req.neku = device ? nitems(eku_dev) : nitems(eku_net);
-    req.not_before = o->not_before != 0 ? o->not_before : clk_now();
-    req.not_after = o->not_after != 0 ? o->not_after : req.not_before + rq->policy->cert_validity;
+    acme_issue_window(rq->ctx, rq->policy, o, &req.not_before, &req.not_after);
     rc = pki_issue(acme_policy_ca(rq->ctx, rq->policy), &req, iss, err);
     free(sans);
     if (rc != 0) {

@@ -42,6 +42,14 @@ acme_issue_roles(const struct acme_authz *az, struct pol_roles *roles)
     }
 }
 
+void
+acme_issue_window(const struct acme_ctx *ctx, const struct cfg_policy *pol,
+                  const struct acme_order *o, int64_t *not_before, int64_t *not_after)
+{
+    *not_before = o->not_before != 0 ? o->not_before : clk_now();
+    *not_after = o->not_after != 0 ? o->not_after : *not_before + pol_cert_validity(ctx->cfg, pol);
+}
+
 int
 acme_issue_render(struct acme_rq *rq, const struct acme_order *o, const struct acme_authz *az,
                   const struct pki_csr *csr, struct pki_issue_req *req,
@@ -53,6 +61,7 @@ acme_issue_render(struct acme_rq *rq, const struct acme_order *o, const struct a
     struct pol_input in = {0};
     char err[ERR_LEN] = "";
     size_t nmdm = 0;
+    int64_t nb, na;
 
     memset(req, 0, sizeof(*req));
     if (o->nauthz > 0 && az[0].decision != NULL &&
@@ -71,12 +80,14 @@ acme_issue_render(struct acme_rq *rq, const struct acme_order *o, const struct a
     in.csr = csr;
     /* A hardware_module_name SAN takes the ordered "serial/type-OID" whole (DA-5). */
     in.identifier = acme_id_is_device(o->ids[0].type) ? o->ids[0].value : NULL;
-    if (pol_render(rq->ctx->cfg, rq->policy, &in, clk_now(), req, store, err) != 0) {
+    acme_issue_window(rq->ctx, rq->policy, o, &nb, &na);
+    if (pol_render(rq->ctx->cfg, rq->policy, &in, nb, req, store, err) != 0) {
         /* The template names the variable that had no value: the client can act on it. */
         acme_problem_set(prob, "badCSR", 400, "%s", err);
         return -1;
     }
     req->subject_key = csr->key;
+    req->not_after = na; /* O-3: a requested notAfter, not nb + the template's validity */
     return 0;
 }
 

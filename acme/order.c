@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/policy.h"
+
 void
 acme_strlcpy(char *dst, const char *src, size_t n)
 {
@@ -102,6 +104,7 @@ order_parse_data(struct acme_order *o, const char *data)
     o->not_before = json_time(root, "notBefore");
     o->not_after = json_time(root, "notAfter");
     acme_strlcpy(o->cert_serial, acme_json_str(root, "certificate"), sizeof(o->cert_serial));
+    acme_strlcpy(o->replaces, acme_json_str(root, "replaces"), sizeof(o->replaces));
     err = cJSON_GetObjectItemCaseSensitive(root, "error");
     if (cJSON_IsObject(err))
         o->error = cJSON_Duplicate(err, 1);
@@ -170,6 +173,7 @@ acme_order_rec(const struct acme_order *o, struct store_rec *rec, char **data)
         cJSON_AddItemToObject(root, "error", cJSON_Duplicate(o->error, 1));
     if (o->cert_serial[0] != '\0')
         cJSON_AddStringToObject(root, "certificate", o->cert_serial);
+    acme_replaces_add(o, root);
     *data = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     memset(rec, 0, sizeof(*rec));
@@ -241,6 +245,7 @@ acme_order_to_json(const struct acme_ctx *ctx, const struct acme_order *o)
     }
     if (strcmp(status, "invalid") == 0 && o->error != NULL)
         cJSON_AddItemToObject(obj, "error", cJSON_Duplicate(o->error, 1));
+    acme_replaces_add(o, obj);
     return obj;
 }
 
@@ -313,7 +318,7 @@ read_window(struct acme_rq *rq, const cJSON *payload, struct acme_order *o,
 {
     const cJSON *nb = cJSON_GetObjectItemCaseSensitive(payload, "notBefore");
     const cJSON *na = cJSON_GetObjectItemCaseSensitive(payload, "notAfter");
-    int64_t now = clk_now(), b, a;
+    int64_t now = clk_now(), life = pol_cert_validity(rq->ctx->cfg, rq->policy), b, a;
 
     if ((nb != NULL &&
          (!cJSON_IsString(nb) || clk_parse_rfc3339(nb->valuestring, &o->not_before) != 0)) ||
@@ -324,18 +329,17 @@ read_window(struct acme_rq *rq, const cJSON *payload, struct acme_order *o,
     }
     if (nb == NULL && na == NULL)
         return 0;
-    b = o->not_before != 0 ? o->not_before : now;
-    a = o->not_after != 0 ? o->not_after : b + rq->policy->cert_validity;
+    acme_issue_window(rq->ctx, rq->policy, o, &b, &a);
     if (a <= b || a <= now || b < now - 86400 || b > o->expires) {
         acme_problem_set(prob, "malformed", 400,
                          "notBefore/notAfter window is empty, past or too far ahead");
         return -1;
     }
-    if (a - b > rq->policy->cert_validity ||
-        a > pki_ca_not_after(acme_policy_ca(rq->ctx, rq->policy))) {
+    /* The template's validity when there is one: issuance may not shorten the window. */
+    if (a - b > life || a > pki_ca_not_after(acme_policy_ca(rq->ctx, rq->policy))) {
         acme_problem_set(prob, "malformed", 400,
                          "requested validity exceeds this policy's %lld seconds or the CA",
-                         (long long)rq->policy->cert_validity);
+                         (long long)life);
         return -1;
     }
     return 0;
@@ -423,13 +427,12 @@ plan_authzs(struct acme_rq *rq, struct acme_order *o, bool reuse, struct acme_au
         if (found < 0)
             return -1;
         reused[i] = found == 0;
+        nreused += reused[i] ? 1 : 0;
         if (!reused[i] && make_authz(rq, o, i, &az[i], prob) != 0)
             return -1;
-        if (reused[i]) {
-            nreused++;
-            if (az[i].expires < o->expires)
-                o->expires = az[i].expires;
-        }
+        /* S-12: a pending or ready order never outlives one of its authzs. */
+        if (az[i].expires < o->expires)
+            o->expires = az[i].expires;
         acme_strlcpy(o->authz[i], az[i].id, ACME_MAX_ID);
     }
     o->nauthz = o->nids;
@@ -440,18 +443,20 @@ plan_authzs(struct acme_rq *rq, struct acme_order *o, bool reuse, struct acme_au
 /*
  * Writes the order and its fresh authzs in one commit, each reused authz
  * rewritten as read: its version check makes a deactivation racing this
- * order conflict with it (authz.c). 0, 1 conflict (nothing written), -1.
+ * order conflict with it (authz.c), and so does the certificate it replaces
+ * (replaces.c). 0, 1 conflict (nothing written), -1.
  */
 static int
 commit_order(struct acme_rq *rq, const struct acme_order *o, const struct acme_authz *az,
              const bool *reused, struct acme_problem *prob)
 {
     struct store_rec *recs = xcalloc(o->nids + 1, sizeof(*recs));
-    struct store_write *w = xcalloc(o->nids + 1, sizeof(*w));
+    struct store_write *w = xcalloc(o->nids + 2, sizeof(*w));
     char **datas = xcalloc(o->nids + 1, sizeof(*datas));
+    struct acme_replacing rp = {0};
     char err[ERR_LEN] = "";
     size_t i;
-    int rc;
+    int rc, nrp;
 
     for (i = 0; i < o->nids; i++) {
         acme_authz_rec(&az[i], &recs[i], &datas[i]);
@@ -462,9 +467,11 @@ commit_order(struct acme_rq *rq, const struct acme_order *o, const struct acme_a
     acme_order_rec(o, &recs[i], &datas[i]);
     w[i].op = STORE_INSERT;
     w[i].rec = &recs[i];
-    rc = store_commit(rq->ctx->store, w, o->nids + 1, err);
-    if (rc < 0)
+    nrp = acme_replaces_stage(rq->ctx, rq->policy, o, &rp, &w[o->nids + 1], prob);
+    rc = nrp < 0 ? -1 : store_commit(rq->ctx->store, w, o->nids + 1 + (size_t)nrp, err);
+    if (rc < 0 && nrp >= 0)
         acme_store_problem(prob, "storing a new order", err);
+    acme_replacing_clear(&rp);
     for (i = 0; i <= o->nids; i++)
         free(datas[i]);
     free(datas);
@@ -512,7 +519,8 @@ check_rate(struct acme_rq *rq, struct acme_problem *prob)
 {
     int retry = 0;
 
-    if (rq->ctx->rate == NULL)
+    /* RFC 9773 §5: a renewal the CA asked for (ARI window open) is no new demand to limit. */
+    if (rq->ctx->rate == NULL || acme_replaces_is_renewal(rq))
         return 0;
     if (acme_ratelimit_check(rq->ctx->rate, rq->acct.id, rq->ctx->cfg->acme.orders_per_hour,
                              &retry) == 0)
@@ -551,6 +559,8 @@ acme_h_new_order(struct acme_rq *rq, struct acme_problem *prob)
         identifiers_problem(prob);
         goto out;
     }
+    if (acme_replaces_read(rq, payload, &o, prob) != 0)
+        goto out;
     if (read_window(rq, payload, &o, prob) != 0 || store_new_order(rq, &o, &nreused, prob) != 0)
         goto out;
     log_info("acme", "order %s created by account %s (%zu identifiers, %zu authorizations reused)",

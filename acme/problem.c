@@ -41,6 +41,32 @@ acme_problem_add_sub(struct acme_problem *p, const char *type, const char *id_ty
     va_end(ap);
 }
 
+/* A URL cut short would point elsewhere: one that does not fit is left out. */
+static void
+set_url(char dst[ACME_PROBLEM_URL_LEN], const char *url)
+{
+    int n = snprintf(dst, ACME_PROBLEM_URL_LEN, "%s", url != NULL ? url : "");
+
+    if (n < 0 || n >= ACME_PROBLEM_URL_LEN)
+        dst[0] = '\0';
+}
+
+void
+acme_problem_set_instance(struct acme_problem *p, const char *url)
+{
+    if (p != NULL)
+        set_url(p->instance, url);
+}
+
+void
+acme_problem_set_link(struct acme_problem *p, const char *rel, const char *url)
+{
+    if (p == NULL)
+        return;
+    set_url(p->link, url);
+    p->link_rel = rel;
+}
+
 /* Short ACME types get the URN prefix; absolute URIs (private types) stay as they are. */
 static void
 add_type(cJSON *obj, const char *type)
@@ -67,6 +93,8 @@ acme_problem_to_json(const struct acme_problem *prob)
     add_type(obj, type);
     cJSON_AddStringToObject(obj, "detail", prob->detail);
     cJSON_AddNumberToObject(obj, "status", status);
+    if (prob->instance[0] != '\0')
+        cJSON_AddStringToObject(obj, "instance", prob->instance);
     /* J-10: the accepted algorithms go with every badSignatureAlgorithm. */
     if (strcmp(type, "badSignatureAlgorithm") == 0) {
         arr = cJSON_AddArrayToObject(obj, "algorithms");
@@ -105,6 +133,8 @@ acme_problem_respond(const struct acme_problem *prob, struct acme_response *resp
     cJSON_Delete(obj);
     if (prob->retry_after > 0)
         acme_resp_header(resp, "Retry-After", "%d", prob->retry_after);
+    if (prob->link[0] != '\0' && prob->link_rel != NULL)
+        acme_resp_header(resp, "Link", "<%s>;rel=\"%s\"", prob->link, prob->link_rel);
 }
 
 void

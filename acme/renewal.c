@@ -4,7 +4,8 @@
  * base64url(serial DER content octets), answers the window in which the
  * client should renew: from pol_renewal_start (the template's renewal_window,
  * else the last third of the lifetime) through half of what remains, or a
- * window already past once the certificate is revoked.
+ * window already past once the certificate is revoked. The certID parser and
+ * the window's start serve newOrder `replaces` too (replaces.c).
  */
 #include "acme/acme_res_int.h"
 
@@ -15,8 +16,6 @@
 #include <openssl/x509v3.h>
 
 #include "policy/policy.h"
-
-#define ARI_MAX_PART 64
 
 /* Splits and decodes certID (ARI-4, ARI-5). 0/-1 (malformed). */
 static int
@@ -32,7 +31,7 @@ parse_cert_id(const char *id, unsigned char **aki, size_t *aki_len, unsigned cha
         return -1;
     alen = (size_t)(dot - id);
     slen = strlen(dot + 1);
-    if (alen == 0 || slen == 0 || alen > ARI_MAX_PART || slen > ARI_MAX_PART)
+    if (alen == 0 || slen == 0 || alen > ACME_ARI_MAX_PART || slen > ACME_ARI_MAX_PART)
         return -1;
     if (b64u_decode(id, alen, aki, aki_len) != 0 || b64u_decode(dot + 1, slen, ser, ser_len) != 0 ||
         *ser_len == 0 || *ser_len > 20) {
@@ -90,34 +89,57 @@ out:
 }
 
 int
-acme_h_renewal_info(struct acme_rq *rq, struct acme_problem *prob)
+acme_cert_by_ari_id(struct acme_ctx *ctx, const struct cfg_policy *pol, const char *id,
+                    struct acme_cert *c, struct acme_problem *prob)
 {
-    struct acme_cert c = {0};
     unsigned char *aki = NULL, *ser = NULL;
     size_t aki_len = 0, ser_len = 0;
-    int64_t start, end, life, now = clk_now();
-    char buf[32];
-    cJSON *body, *win;
-    const struct cfg_policy *pol;
-    const struct cfg_template *tpl;
     int rc = -1, found;
 
-    if (parse_cert_id(rq->id1, &aki, &aki_len, &ser, &ser_len) != 0) {
+    memset(c, 0, sizeof(*c));
+    if (parse_cert_id(id, &aki, &aki_len, &ser, &ser_len) != 0) {
         acme_problem_set(prob, "malformed", 400, "certID must be base64url(AKI).base64url(serial)");
         goto out;
     }
-    found = load_by_serial(rq->ctx, ser, ser_len, &c, prob);
+    found = load_by_serial(ctx, ser, ser_len, c, prob);
     if (found < 0)
         goto out;
-    if (found > 0 || strcmp(c.policy, rq->policy->name) != 0 || !aki_matches(&c, aki, aki_len)) {
+    /* Another policy's certificate is as unknown here as one never issued. */
+    if (found > 0 || strcmp(c->policy, pol->name) != 0 || !aki_matches(c, aki, aki_len)) {
         acme_problem_set(prob, "malformed", 404, "no such certificate");
         goto out;
     }
+    rc = 0;
+out:
+    if (rc != 0)
+        acme_cert_clear(c);
+    free(aki);
+    free(ser);
+    return rc;
+}
+
+int64_t
+acme_renewal_start(const struct acme_ctx *ctx, const struct acme_cert *c)
+{
     /* The policy's template may set its own window (renewal_window / percent). */
-    pol = cfg_policy_find(rq->ctx->cfg, c.policy);
-    tpl = pol != NULL && pol->template != NULL ? cfg_template_find(rq->ctx->cfg, pol->template)
-                                               : NULL;
-    start = pol_renewal_start(tpl, c.not_before, c.not_after);
+    const struct cfg_policy *pol = cfg_policy_find(ctx->cfg, c->policy);
+    const struct cfg_template *tpl =
+        pol != NULL && pol->template != NULL ? cfg_template_find(ctx->cfg, pol->template) : NULL;
+
+    return pol_renewal_start(tpl, c->not_before, c->not_after);
+}
+
+int
+acme_h_renewal_info(struct acme_rq *rq, struct acme_problem *prob)
+{
+    struct acme_cert c = {0};
+    int64_t start, end, life, now = clk_now();
+    char buf[32];
+    cJSON *body, *win;
+
+    if (acme_cert_by_ari_id(rq->ctx, rq->policy, rq->id1, &c, prob) != 0)
+        return -1;
+    start = acme_renewal_start(rq->ctx, &c);
     life = c.not_after - start;
     /* Clients pick a random moment in the window: spread them over its first half. */
     end = start + (life > 1 ? life / 2 : 1);
@@ -132,10 +154,6 @@ acme_h_renewal_info(struct acme_rq *rq, struct acme_problem *prob)
     cJSON_AddStringToObject(win, "end", clk_fmt_rfc3339(end, buf));
     acme_resp_json(rq->resp, 200, body);
     acme_resp_header(rq->resp, "Retry-After", "%d", ACME_RETRY_ARI);
-    rc = 0;
-out:
-    free(aki);
-    free(ser);
     acme_cert_clear(&c);
-    return rc;
+    return 0;
 }

@@ -305,7 +305,7 @@ dispatch(struct acme_rq *rq, struct acme_problem *prob)
                          acme_res_path[rq->res]);
         return -1;
     }
-    if (authenticate(rq, prob) != 0)
+    if (authenticate(rq, prob) != 0 || acme_terms_check(rq, prob) != 0)
         return -1;
     return handlers[rq->res](rq, prob);
 }

@@ -6,6 +6,8 @@
  */
 #include "config/cfg_int.h"
 
+#include <string.h>
+
 static const struct cfg_key challenge_keys[] = {
     {.name = "resolver", .type = CFG_T_STRING, .check = cfg_check_hostport,
      CFG_FIELD(struct cfg_acme, resolver)},
@@ -35,9 +37,27 @@ static const struct cfg_key limit_keys[] = {
     {0},
 };
 
+/* A terms URL goes between <> in a Link header and whole into fixed-size account fields. */
+static const char *check_terms_url(const char *s)
+{
+    const char *why = cfg_check_url(s);
+    _Static_assert(CFG_TERMS_URL_MAX == 500, "the message below says 500");
+    if (why != NULL)
+        return why;
+    if (strlen(s) > CFG_TERMS_URL_MAX)
+        return "expected a URL of at most 500 bytes";
+    if (strpbrk(s, "<>\"") != NULL)
+        return "expected a URL without <, > or \"";
+    return NULL;
+}
+
 static const struct cfg_key meta_keys[] = {
-    {.name = "terms_of_service", .type = CFG_T_STRING, .check = cfg_check_url,
+    {.name = "terms_of_service", .type = CFG_T_STRING, .check = check_terms_url,
      CFG_FIELD(struct cfg_acme, terms_of_service)},
+    {.name = "terms_of_service_reagree", .type = CFG_T_BOOL, .def = "false",
+     CFG_FIELD(struct cfg_acme, terms_reagree)},
+    {.name = "terms_of_service_instance", .type = CFG_T_STRING, .check = check_terms_url,
+     CFG_FIELD(struct cfg_acme, terms_instance)},
     {.name = "website", .type = CFG_T_STRING, .check = cfg_check_url,
      CFG_FIELD(struct cfg_acme, website)},
     {0},
@@ -56,8 +76,26 @@ static const struct cfg_key acme_keys[] = {
     {0},
 };
 
+/* The terms keys only mean something next to the terms they are about. */
+static int acme_check(struct cfg_ctx *ctx, const struct cfg_node *node, const char *path,
+                      void *base)
+{
+    const struct cfg_acme *a = base;
+    const struct cfg_node *meta = cfg_node_get(node, "meta");
+    if (a->terms_of_service != NULL)
+        return 0;
+    if (a->terms_reagree)
+        return cfg_fail(ctx, cfg_node_key_line(meta, "terms_of_service_reagree"),
+                        "acme.meta.terms_of_service_reagree", "needs terms_of_service");
+    if (a->terms_instance != NULL)
+        return cfg_fail(ctx, cfg_node_key_line(meta, "terms_of_service_instance"),
+                        "acme.meta.terms_of_service_instance", "needs terms_of_service");
+    return 0;
+}
+
 const struct cfg_section cfg_section_acme = {
     .name = "acme",
     .keys = acme_keys,
     .offset = offsetof(struct cfg, acme),
+    .check = acme_check,
 };

@@ -29,6 +29,9 @@
 
 enum cfg_store_driver { CFG_STORE_SQLITE, CFG_STORE_POSTGRES };
 
+/* Longest acme.meta.terms_of_service(_instance) URL: accounts and problems keep it whole. */
+#define CFG_TERMS_URL_MAX 500
+
 struct cfg_server {
     char *listen;           /* "host:port"; default "localhost:8443" */
     char *data_dir;         /* default "./attesta-data" */
@@ -68,6 +71,10 @@ struct cfg_acme {
     int orders_per_hour;      /* per account, 0 = unlimited; default 300 */
     int max_json_depth;       /* nesting of request JSON, default 16 (2..64) */
     char *terms_of_service;   /* directory meta.termsOfService URL or NULL */
+    bool terms_reagree;       /* accounts that agreed to other terms (or none) must agree to
+                                 these before ordering, finalizing, answering a challenge or
+                                 revoking; default false */
+    char *terms_instance;     /* URL for humans in that refusal; NULL = terms_of_service */
     char *website;            /* directory meta.website or NULL */
 };
 

@@ -47,6 +47,8 @@ struct mdm_result {
     char *source;            /* signal source name */
     enum mdm_verdict verdict;
     bool failed;             /* the MDM could not answer; verdict came from on_failure */
+    bool stopped;            /* the engine stopped first: no answer and no verdict (failed is
+                                set and verdict is deny whatever on_failure says) */
     char *reason;            /* "kandji: condition mdm_enabled is_true failed (value false)";
                                 for allow: "kandji: device found, 2 conditions passed" */
     int http_status;         /* last HTTP status, 0 when none (cache, transport error) */
@@ -75,9 +77,20 @@ typedef void mdm_done_fn(void *arg, const struct mdm_result *res);
 struct mdm_engine *mdm_engine_new(const struct cfg *cfg, char err[ERR_LEN]);
 
 /*
- * Stops the thread. Lookups still pending are completed with a failure result
- * ("engine stopped", verdict deny) before this returns. NULL-safe; not from a
- * mdm_done_fn.
+ * Stops the thread and keeps the engine allocated, so a thread that still
+ * holds eng (a request outliving shutdown) gets a clean refusal from
+ * mdm_lookup instead of a freed engine. Lookups pending are completed with
+ * a stopped result (stopped, failed, verdict deny) before this returns.
+ * Idempotent, NULL-safe; not from a mdm_done_fn, not concurrently with itself.
+ */
+void mdm_engine_stop(struct mdm_engine *eng);
+
+/* True once mdm_engine_stop has begun: mdm_lookup refuses from then on. Thread-safe. */
+bool mdm_engine_is_stopped(struct mdm_engine *eng);
+
+/*
+ * mdm_engine_stop, then frees eng. No mdm_lookup may run concurrently or
+ * later. NULL-safe; not from a mdm_done_fn.
  */
 void mdm_engine_free(struct mdm_engine *eng);
 
@@ -86,7 +99,7 @@ void mdm_engine_free(struct mdm_engine *eng);
  * calls done synchronously: done runs later on the engine thread, exactly
  * once. vars is copied. -1 with err (and no callback) when the source is
  * unknown, the serial is missing or longer than 128 bytes, or the engine is
- * being freed.
+ * stopped (mdm_engine_is_stopped tells that case apart).
  */
 int mdm_lookup(struct mdm_engine *eng, const char *source, const struct mdm_vars *vars,
                mdm_done_fn *done, void *arg, char err[ERR_LEN]);

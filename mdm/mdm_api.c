@@ -182,17 +182,38 @@ fail:
     return NULL;
 }
 
+/*
+ * Every lookup queued before `stopping` is set is in the inbox when the
+ * final on_wake runs (it reads both under mu), so none is left unanswered.
+ */
+void mdm_engine_stop(struct mdm_engine *eng)
+{
+    if (eng == NULL)
+        return;
+    pthread_mutex_lock(&eng->mu);
+    eng->stopping = true;
+    pthread_mutex_unlock(&eng->mu);
+    if (eng->thread_started) {
+        event_active(eng->wake, EV_READ, 0);
+        pthread_join(eng->thread, NULL);
+        eng->thread_started = false;
+    }
+}
+
+bool mdm_engine_is_stopped(struct mdm_engine *eng)
+{
+    bool stopped;
+    pthread_mutex_lock(&eng->mu);
+    stopped = eng->stopping;
+    pthread_mutex_unlock(&eng->mu);
+    return stopped;
+}
+
 void mdm_engine_free(struct mdm_engine *eng)
 {
     if (eng == NULL)
         return;
-    if (eng->thread_started) {
-        pthread_mutex_lock(&eng->mu);
-        eng->stopping = true;
-        pthread_mutex_unlock(&eng->mu);
-        event_active(eng->wake, EV_READ, 0);
-        pthread_join(eng->thread, NULL);
-    }
+    mdm_engine_stop(eng);
     for (size_t i = 0; i < eng->nsrcs; i++) {
         struct mdm_src *src = &eng->srcs[i];
         while (src->cache != NULL) {
@@ -252,7 +273,7 @@ int mdm_lookup(struct mdm_engine *eng, const char *source, const struct mdm_vars
     if (eng->stopping) {
         pthread_mutex_unlock(&eng->mu);
         req_free(r);
-        snprintf(err, ERR_LEN, "the MDM engine is stopping");
+        snprintf(err, ERR_LEN, "the MDM engine is stopped");
         return -1;
     }
     wake = eng->inbox == NULL;

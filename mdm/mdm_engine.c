@@ -369,7 +369,11 @@ void mdm_engine_handle(struct mdm_req *r)
     }
 }
 
-/* Engine shutdown: every fetch (running, waiting for a token or queued) fails. */
+/*
+ * Engine shutdown: every fetch (running, waiting for a token or queued) ends
+ * without a verdict. Not through on_failure: a source with on_failure: allow
+ * would otherwise admit every device whose lookup a shutdown cut short.
+ */
 void mdm_engine_abort_all(struct mdm_src *src)
 {
     src->queue = src->queue_tail = NULL;
@@ -378,9 +382,13 @@ void mdm_engine_abort_all(struct mdm_src *src)
     src->token_xfer = NULL;
     while (src->fetches != NULL) {
         struct mdm_fetch *f = src->fetches;
+        struct mdm_result res = {.failed = true, .stopped = true, .verdict = MDM_DENY};
         f->started = false;
         f->qnext = NULL;
-        mdm_fetch_fail(f, 0, "engine stopped");
+        res.source = xstrdup(src->cfg->name);
+        res.reason = xasprintf("%s: engine stopped before an answer (no verdict)", src->cfg->name);
+        log_warn("mdm", "%s", res.reason);
+        fetch_finish(f, &res);
     }
 }
 

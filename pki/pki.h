@@ -58,21 +58,27 @@ bool pki_key_equal(const EVP_PKEY *a, const EVP_PKEY *b);
 /* ---------------------------------------------------------------- digests */
 
 void pki_sha256(const void *data, size_t len, unsigned char out[32]);
-/* HMAC-SHA256 (EAB, nonces). 0/-1. */
+/* HMAC-SHA256 (EAB, the nonce permutation key). 0/-1. */
 int pki_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                     unsigned char out[32]);
 /*
- * A keyed HMAC-SHA256 for a key used on every request (nonces): the MAC and
- * digest are fetched and the key padded once, each call restarts from that
- * state (in a context reused from an earlier call when one is free).
- * pki_hmac_new returns NULL on failure; pki_hmac_sha256_keyed locks
- * internally, so any thread may call it concurrently. Free is NULL-safe.
+ * A keyed pseudorandom permutation of 16-byte blocks (AES-256 on one block),
+ * for values that must look random to anyone without the key yet map back to
+ * what they encode without stored state (nonces). Each call is one block and
+ * allocates nothing. NOT thread-safe: calls on one object must be serialised
+ * by the caller (acme/nonce.c makes them under its own mutex).
+ * pki_prp_new: NULL on failure; the key is copied into OpenSSL's schedule,
+ * the caller keeps and wipes its own. Free is NULL-safe. encrypt/decrypt 0/-1.
  */
-struct pki_hmac;
-struct pki_hmac *pki_hmac_new(const void *key, size_t keylen);
-void pki_hmac_free(struct pki_hmac *h);
-int pki_hmac_sha256_keyed(struct pki_hmac *h, const void *data, size_t len,
-                          unsigned char out[32]);
+#define PKI_PRP_KEY 32
+#define PKI_PRP_BLOCK 16
+struct pki_prp;
+struct pki_prp *pki_prp_new(const unsigned char key[PKI_PRP_KEY]);
+void pki_prp_free(struct pki_prp *p);
+int pki_prp_encrypt(struct pki_prp *p, const unsigned char in[PKI_PRP_BLOCK],
+                    unsigned char out[PKI_PRP_BLOCK]);
+int pki_prp_decrypt(struct pki_prp *p, const unsigned char in[PKI_PRP_BLOCK],
+                    unsigned char out[PKI_PRP_BLOCK]);
 
 /* ---------------------------------------------------------------- JWK / JWS */
 

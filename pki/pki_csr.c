@@ -8,6 +8,7 @@
 #include "pki/pki_int.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,49 @@ static int san_add(struct pki_csr *out, const GENERAL_NAME *gn, char err[ERR_LEN
     return 0;
 }
 
+/*
+ * F-3: refuses what the request asks for and the CA will not issue: a CA
+ * certificate, or a critical extension it does not know (a critical one cannot
+ * be left out silently). Unknown non-critical ones are ignored; the known ones
+ * describe what the CA decides itself (names are checked against the order).
+ */
+static int exts_check(STACK_OF(X509_EXTENSION) *exts, char err[ERR_LEN])
+{
+    static const int known[] = {NID_subject_alt_name, NID_basic_constraints, NID_key_usage,
+                                NID_ext_key_usage, NID_subject_key_identifier};
+    char oid[64];
+
+    for (int i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
+        X509_EXTENSION *ext = sk_X509_EXTENSION_value(exts, i);
+        int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext)), ca = 0;
+        size_t k = 0;
+
+        if (nid == NID_basic_constraints) {
+            BASIC_CONSTRAINTS *bc = X509V3_EXT_d2i(ext);
+            ca = bc == NULL ? -1 : bc->ca != 0;
+            BASIC_CONSTRAINTS_free(bc);
+        }
+        if (ca != 0) {
+            ERR_clear_error();
+            pki_set_err(err, "%s",
+                        ca < 0 ? "CSR basicConstraints extension is malformed"
+                               : "CSR requests basicConstraints cA=TRUE; this CA "
+                                 "issues end-entity certificates only");
+            return -1;
+        }
+        while (k < nitems(known) && known[k] != nid)
+            k++;
+        if (k == nitems(known) && X509_EXTENSION_get_critical(ext)) {
+            if (OBJ_obj2txt(oid, sizeof(oid), X509_EXTENSION_get_object(ext), 1) <= 0)
+                snprintf(oid, sizeof(oid), "?");
+            pki_set_err(err, "CSR requests critical extension %s, which this CA does not issue",
+                        oid);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int sans_parse(struct pki_csr *out, char err[ERR_LEN])
 {
     int rc = -1, crit = -1, n;
@@ -149,6 +193,8 @@ static int sans_parse(struct pki_csr *out, char err[ERR_LEN])
         pki_set_err(err, "CSR extension request is malformed");
         return -1;
     }
+    if (exts_check(exts, err) != 0)
+        goto out;
     gens = X509V3_get_d2i(exts, NID_subject_alt_name, &crit, NULL);
     if (gens == NULL) {
         if (crit == -2)

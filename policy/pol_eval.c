@@ -158,6 +158,12 @@ unsigned pol_key_types(const struct cfg *cfg, const struct cfg_policy *pol)
     return t != NULL && t->key_types != 0 ? pol->key_types & t->key_types : pol->key_types;
 }
 
+int64_t pol_cert_validity(const struct cfg *cfg, const struct cfg_policy *pol)
+{
+    const struct cfg_template *t = cfg_template_find(cfg, pol->template);
+    return t != NULL && t->validity != 0 ? t->validity : pol->cert_validity;
+}
+
 int64_t pol_renewal_start(const struct cfg_template *tpl, int64_t not_before, int64_t not_after)
 {
     int64_t life = not_after > not_before ? not_after - not_before : 0;

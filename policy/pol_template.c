@@ -138,7 +138,7 @@ int pol_render(const struct cfg *cfg, const struct cfg_policy *pol, const struct
     pt.key_usage = t->key_usage;
     pt.eku = (const char *const *)t->eku;
     pt.neku = t->neku;
-    pt.validity = t->validity != 0 ? t->validity : pol->cert_validity;
+    pt.validity = pol_cert_validity(cfg, pol);
     if (pki_template_render(&pt, lookup, &local, not_before, req, &store->out, err) != 0)
         goto out;
     rc = 0;

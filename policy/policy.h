@@ -114,6 +114,8 @@ int pol_var_get(const struct pol_input *in, const char *path, const char **val, 
 
 /* The CSR key types pol accepts: its key_types narrowed by its template's. */
 unsigned pol_key_types(const struct cfg *cfg, const struct cfg_policy *pol);
+/* The lifetime (seconds) of pol's certificates: its template's validity, else its own. */
+int64_t pol_cert_validity(const struct cfg *cfg, const struct cfg_policy *pol);
 
 /*
  * When the renewal window of a certificate opens: notAfter minus the

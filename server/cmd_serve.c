@@ -176,7 +176,7 @@ static void defer_job_run(void *arg)
     free(j);
 }
 
-static void on_defer(void *defer_arg, void (*fn)(void *arg), void *arg)
+static int on_defer(void *defer_arg, void (*fn)(void *arg), void *arg)
 {
     struct defer_job *j = xcalloc(1, sizeof(*j));
     struct serve *s;
@@ -187,10 +187,11 @@ static void on_defer(void *defer_arg, void (*fn)(void *arg), void *arg)
     srv_gen_ref(j->g);
     /* forced: the request is already accepted and waits for this step */
     if (srv_pool_submit(s->pool, defer_job_run, j, true) != 0) {
-        log_err("server", "deferred step dropped: pool stopped");
         srv_gen_put(s->rl, j->g);
         free(j);
+        return -1;
     }
+    return 0;
 }
 
 static int cpu_count(void)

@@ -68,6 +68,7 @@ struct srv_gen {
     struct acme_ctx *acme;
     void *owner;                 /* the serve state that built it */
     int64_t retired_ms;          /* clk_mono_ms when replaced; 0 while current */
+    bool quiesced;               /* validator and MDM engine stopped (main thread) */
     struct srv_gen *next;        /* retired list */
 };
 

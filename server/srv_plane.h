@@ -54,8 +54,9 @@ void srv_connlimit_free(struct srv_connlimit *cl);
 /* ---- TLS (srv_tls.c) ---- */
 
 /*
- * A server SSL_CTX (TLS 1.2+, server cipher preference, ALPN http/1.1) from a
- * PEM chain and a PEM key that must not be readable by group or others.
+ * A server SSL_CTX (TLS 1.2+, TLS 1.2 limited to ECDHE with AEAD suites,
+ * server cipher preference, ALPN http/1.1 only) from a PEM chain and a PEM
+ * key that must not be readable by group or others.
  * NULL with err set. Free with SSL_CTX_free.
  */
 struct ssl_ctx_st *srv_tls_ctx_new(const char *cert_path, const char *key_path,

@@ -223,24 +223,46 @@ static int64_t gen_grace_ms(const struct srv_gen *g)
     return RELOAD_GRACE_MS + worst * 1000;
 }
 
-/* Frees retired generations nobody references any more (after a short grace). */
+/*
+ * Stopped, not freed: a request still running past shutdown_timeout may hand
+ * a validation to g->val or a lookup to g->mdm, which then refuse it;
+ * srv_gen_free frees both once the pool is gone.
+ */
+static void gen_quiesce(struct srv_gen *g)
+{
+    srv_validator_stop(g->val);
+    mdm_engine_stop(g->mdm);
+    g->quiesced = true;
+}
+
+/*
+ * Frees retired generations nobody references any more. One unreferenced
+ * past its grace is stopped first and freed on a later pass: stopping ends
+ * the MDM lookups still in flight, whose answers take a new reference.
+ */
 static void reap(struct srv_reload *r, bool all)
 {
-    struct srv_gen *dead = NULL, **pp;
+    struct srv_gen *dead = NULL, *stop = NULL, **pp;
     int64_t now = clk_mono_ms();
     pthread_mutex_lock(&r->mu);
     pp = &r->retired;
     while (*pp != NULL) {
         struct srv_gen *g = *pp;
-        if (all || (atomic_load(&g->refs) == 0 && now - g->retired_ms >= gen_grace_ms(g))) {
+        bool unused = atomic_load(&g->refs) == 0;
+        if (all || (unused && g->quiesced)) {
             *pp = g->next;
             g->next = dead;
             dead = g;
             continue;
         }
+        if (stop == NULL && unused && now - g->retired_ms >= gen_grace_ms(g))
+            stop = g;
         pp = &g->next;
     }
     pthread_mutex_unlock(&r->mu);
+    /* Outside mu (it joins threads); only this thread unlinks retired generations. */
+    if (stop != NULL)
+        gen_quiesce(stop);
     while (dead != NULL) {
         struct srv_gen *next = dead->next;
         log_info("server", "generation %u freed", dead->id);
@@ -292,18 +314,6 @@ void srv_reload_wait(struct srv_reload *r)
         event_free(timer);
     event_base_free(r->base_ev);
     r->base_ev = NULL;
-}
-
-/*
- * Stopped, not freed: a request still running past shutdown_timeout may hand
- * a validation to g->val, which then refuses it; srv_gen_free frees it once
- * the pool is gone.
- */
-static void gen_quiesce(struct srv_gen *g)
-{
-    srv_validator_stop(g->val);
-    mdm_engine_free(g->mdm);
-    g->mdm = NULL;
 }
 
 void srv_reload_quiesce(struct srv_reload *r)

@@ -23,7 +23,23 @@ static void ssl_err(char err[ERR_LEN], const char *what, const char *path)
     snprintf(err, ERR_LEN, "tls: %s %s: %s", what, path, ebuf);
 }
 
-/* Offers HTTP/1.1 only; a client that asks for anything else gets no ALPN. */
+/*
+ * TLS 1.2 suites as RFC 9325 §4.2 (BCP 195) recommends: ECDHE for forward
+ * secrecy and AEAD only, so no CBC, SHA-1 MAC or static-RSA key exchange.
+ * ECDSA first, as the generated listener key is P-256 (every ACME client and
+ * Apple device offers ECDHE-ECDSA with AES-GCM); the RSA forms serve an RSA
+ * certificate configured in server.tls_cert. TLS 1.3 keeps OpenSSL's default
+ * suites, all of which are AEAD.
+ */
+static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                                    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
+                                    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305";
+
+/*
+ * Offers HTTP/1.1 only; a client that asks for anything else gets no ALPN.
+ * In particular "acme-tls/1" is never selected (RFC 8737 §4): it belongs to
+ * tls-alpn-01 responders, not to the ACME server.
+ */
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
@@ -66,6 +82,10 @@ SSL_CTX *srv_tls_ctx_new(const char *cert_path, const char *key_path, char err[E
     }
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
         ssl_err(err, "SSL_CTX_set_min_proto_version", "");
+        goto fail;
+    }
+    if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) {
+        ssl_err(err, "SSL_CTX_set_cipher_list", "");
         goto fail;
     }
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |

@@ -478,7 +478,12 @@ static void vdns01_done(void *arg, const struct srv_dns_answer *ans, const char 
                         "DNS problem: truncated TXT answer for %s (DNS over TCP not supported)",
                         job->host);
     } else if (ans->ntxt == 0) {
-        srv_vjob_finish(job, false, "unauthorized", "No TXT record found at %s", job->host);
+        /*
+         * NOERROR without TXT: DNS worked and the name exists, the client's
+         * record is what is missing (DN-3, E-13), unlike NXDOMAIN or SERVFAIL
+         * above, which are `dns` (E-11).
+         */
+        srv_vjob_finish(job, false, "incorrectResponse", "No TXT record found at %s", job->host);
     } else {
         for (size_t i = 0; i < ans->ntxt; i++) {
             if (strcmp(ans->txt[i], job->v->dns01_txt) == 0) {

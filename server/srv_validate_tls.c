@@ -78,24 +78,29 @@ static void vtls_verdict(struct srv_vjob *job, SSL *ssl)
     X509 *peer = NULL;
     char err[ERR_LEN];
 
+    /*
+     * The target answered but not as RFC 8737 §3 asks: incorrectResponse
+     * (E-13, TA-5..TA-7). `unauthorized` is the requester's lack of rights
+     * (E-21), which says nothing about what the target served.
+     */
     SSL_get0_alpn_selected(ssl, &proto, &plen);
     if (plen != sizeof(acme_alpn) - 2 || memcmp(proto, acme_alpn + 1, plen) != 0) {
-        srv_vjob_finish(job, false, "unauthorized",
+        srv_vjob_finish(job, false, "incorrectResponse",
                         "Cannot negotiate ALPN protocol \"acme-tls/1\" with %s port %d",
                         job->host, job->port);
         return;
     }
     peer = SSL_get1_peer_certificate(ssl);
     if (peer == NULL) {
-        srv_vjob_finish(job, false, "unauthorized", "No certificate from %s port %d", job->host,
-                        job->port);
+        srv_vjob_finish(job, false, "incorrectResponse", "No certificate from %s port %d",
+                        job->host, job->port);
         return;
     }
     if (pki_tlsalpn01_check(peer, job->v->identifier, job->v->is_ip, job->v->key_authz_sha256,
                             err) == 0)
         srv_vjob_finish(job, true, NULL, NULL);
     else
-        srv_vjob_finish(job, false, "unauthorized",
+        srv_vjob_finish(job, false, "incorrectResponse",
                         "Incorrect validation certificate for tls-alpn-01 challenge: %s", err);
     X509_free(peer);
 }

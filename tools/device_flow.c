@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -247,6 +248,8 @@ static int answer_challenge(struct dflow *f, const char *authz_url, const char *
         payload = xasprintf("{\"attObj\":\"%s\"}", att);
         free(att);
     }
+    while (f->hold_file != NULL && access(f->hold_file, F_OK) != 0)
+        usleep(20 * 1000);
     if (acmec_post(f->client, chall_url, payload, &r, f->err) != 0) {
         rc = fail(f, "challenge");
         goto out;

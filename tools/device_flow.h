@@ -56,6 +56,8 @@ struct dflow {
     bool quiet;                /* no "result: ..." lines on stdout (benchmarks) */
     int poll_timeout_ms;       /* how long to wait for a processing challenge (MDM lookups,
                                   manual approval) and the order; 0 = 30 s */
+    const char *hold_file;     /* or NULL: the challenge answer waits until this file exists
+                                  (tests stop the server while the answer is in flight) */
     /* outputs */
     char *cert_pem;            /* issued chain after DFLOW_ISSUED, owned; dflow_clear frees */
     const char *step;          /* step that failed or was refused, static string */

@@ -15,6 +15,7 @@
 
 struct sim {
     const char *directory, *trust, *apple_ca, *serial, *udid, *identifier, *id_type, *out;
+    const char *hold;
     const char *os_version;
     enum pki_key_type device_key_type;
     enum dflow_fault fault;
@@ -65,6 +66,7 @@ static int enroll(struct sim *s)
     f.device_key_type = s->device_key_type;
     f.fault = s->fault;
     f.poll_timeout_ms = s->timeout_s * 1000;
+    f.hold_file = s->hold;
     int rc = dflow_enroll(&f);
     if (rc == DFLOW_ERROR) {
         fail(f.step, f.err);
@@ -86,6 +88,7 @@ static void usage(void)
             "              (hardware-module wants --identifier SERIAL/TYPE-OID)\n"
             "              [--key p256|p384] [--os-version V] [--fault FAULT] [--out FILE]\n"
             "              [--timeout SECONDS]  (wait for a processing challenge; default 30)\n"
+            "              [--hold FILE]  (answer the challenge once FILE exists)\n"
             "faults:");
     for (int i = 1; i < DFLOW_F__MAX; i++)
         fprintf(stderr, " %s", dflow_fault_name((enum dflow_fault)i));
@@ -113,6 +116,7 @@ static int parse_args(struct sim *s, int argc, char **argv)
         {"out", required_argument, NULL, 'o'},       {"os-version", required_argument, NULL, 'v'},
         {"timeout", required_argument, NULL, 'T'},
         {"identifier-type", required_argument, NULL, 'I'},
+        {"hold", required_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -131,6 +135,7 @@ static int parse_args(struct sim *s, int argc, char **argv)
             s->id_type = optarg;
             break;
         case 'o': s->out = optarg; break;
+        case 'H': s->hold = optarg; break;
         case 'v': s->os_version = optarg; break;
         case 'T':
             if (parse_timeout(optarg, &s->timeout_s) != 0)

@@ -106,7 +106,7 @@ def dns01_never_published_ends_invalid():
     c = registered()
     authz_url, ch, _ = started(c, "never.retry.test", "dns-01")
     r = until_error(c, ch["url"])
-    etype = "unauthorized"  # no TXT record at all (an RFC 8555 §8.4 mismatch would be incorrectResponse)
+    etype = "incorrectResponse"  # NOERROR, no TXT record: E-13 (NXDOMAIN would be `dns`)
     check_retrying(r, etype)
     t0 = time.monotonic()
     final = until_final(c, ch["url"])

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Configured limits against the real server (see test_limits.sh for the values):
 body and header size, JSON depth, identifiers per order, orders per hour, connections
-per address and the whole-request read deadline for slow clients.
+per address and the whole-request read deadline for slow clients. Also the listener's
+TLS profile: TLS 1.2 suites, no plain HTTP, never ALPN acme-tls/1.
 
 Usage: test_limits.py BASE ROOT_PEM PORT
 """
@@ -238,6 +239,71 @@ def silent_connections():
         assert closed_within(s, READ_TIMEOUT + 4), "silent TCP connection left open"
     assert time.time() - t0 < READ_TIMEOUT + 4
     assert server_serves()
+
+
+def tls12_client(ciphers):
+    """A TLS 1.2-only client offering just `ciphers` (security level 0: it really offers them)."""
+    ctx = ssl.create_default_context(cafile=ROOT)
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(ciphers + ":@SECLEVEL=0")
+    return ctx
+
+
+@test
+def tls12_aead_only():
+    # T-2 (RFC 9325): TLS 1.2 is ECDHE with AEAD only; CBC, SHA-1 MACs and RSA key exchange fail.
+    for suite in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"):
+        s = tls12_client(suite).wrap_socket(socket.create_connection(("127.0.0.1", PORT), timeout=10),
+                                            server_hostname="127.0.0.1")
+        assert s.version() == "TLSv1.2" and s.cipher()[0] == suite, (suite, s.cipher())
+        assert http_get(s)[0] == 200, suite
+        s.close()
+    for suite in ("ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384", "AES128-GCM-SHA256",
+                  "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA256:AES256-SHA"):
+        raw = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+        try:
+            s = tls12_client(suite).wrap_socket(raw, server_hostname="127.0.0.1")
+            raise AssertionError("TLS 1.2 with only %s accepted: %r" % (suite, s.cipher()))
+        except ssl.SSLError:
+            pass
+        finally:
+            raw.close()
+    assert server_serves()
+
+
+@test
+def plain_http_gets_no_acme():
+    # T-2: ACME only over HTTPS; a plain request to the port gets at most a TLS alert.
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=READ_TIMEOUT + 4)
+    s.sendall(b"GET /acme/default/directory HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionError, OSError):
+        pass
+    s.close()
+    assert not data or data[0] == 0x15, "plain HTTP answered: %r" % data[:64]
+    assert b"newNonce" not in data and b"HTTP/" not in data, data[:64]
+
+
+@test
+def alpn_acme_tls_never_selected():
+    # TA-11 (RFC 8737 §4): acme-tls/1 belongs to validation responders, not to this listener.
+    for offer, want in ((["acme-tls/1"], None), (["acme-tls/1", "http/1.1"], "http/1.1")):
+        ctx = ssl.create_default_context(cafile=ROOT)
+        ctx.set_alpn_protocols(offer)
+        try:
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", PORT), timeout=10),
+                                server_hostname="127.0.0.1")
+        except ssl.SSLError:
+            assert want is None, offer  # refusing the handshake is fine too
+            continue
+        assert s.selected_alpn_protocol() == want, (offer, s.selected_alpn_protocol())
+        s.close()
 
 
 def main():

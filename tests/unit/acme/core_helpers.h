@@ -38,18 +38,24 @@ t_jwk(EVP_PKEY *key)
 /*
  * A flattened JWS over the given protected header and payload texts. The
  * signature uses alg_sign (a pki alg) with key; PKI_JWS__MAX gives an empty
- * signature. Caller frees.
+ * signature, and mac_key (32 bytes, key unused) an HS256 MAC. Caller frees.
  */
 static inline char *
-t_jws_raw(EVP_PKEY *key, enum pki_jws_alg alg_sign, const char *prot, const char *payload)
+t_jws_sign(EVP_PKEY *key, enum pki_jws_alg alg_sign, const unsigned char *mac_key,
+           const char *prot, const char *payload)
 {
     char *p64 = t_b64u(prot), *pl64 = b64u_encode(payload, strlen(payload));
     char *input = xasprintf("%s.%s", p64, pl64), *s64, *out;
     unsigned char *sig = NULL;
     size_t siglen = 0;
 
-    if (alg_sign != PKI_JWS__MAX)
+    if (mac_key != NULL) {
+        sig = xmalloc(32);
+        siglen = 32;
+        assert_int_equal(pki_hmac_sha256(mac_key, 32, input, strlen(input), sig), 0);
+    } else if (alg_sign != PKI_JWS__MAX) {
         assert_int_equal(pki_jws_sign(alg_sign, key, input, strlen(input), &sig, &siglen), 0);
+    }
     s64 = b64u_encode(sig != NULL ? sig : (const unsigned char *)"", siglen);
     out = xasprintf("{\"protected\":\"%s\",\"payload\":\"%s\",\"signature\":\"%s\"}", p64, pl64,
                     s64);
@@ -59,6 +65,12 @@ t_jws_raw(EVP_PKEY *key, enum pki_jws_alg alg_sign, const char *prot, const char
     free(s64);
     free(sig);
     return out;
+}
+
+static inline char *
+t_jws_raw(EVP_PKEY *key, enum pki_jws_alg alg_sign, const char *prot, const char *payload)
+{
+    return t_jws_sign(key, alg_sign, NULL, prot, payload);
 }
 
 /* Standard request: alg fits key; auth = jwk when kid is NULL. nonce may be NULL (omitted). */

@@ -3,14 +3,10 @@
  * a real SQLite store in a temp dir, the embedded default config, a generated
  * CA and crafted requests through acme_handle().
  */
-#include "core_helpers.h"
+#include "core_client.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define BASE "https://ca.test"
-#define P BASE "/acme/default/"
-
 
 struct env {
     char dir[64];
@@ -36,6 +32,7 @@ setup(void **state)
     deps.base_url = BASE "/";
     E.ctx = acme_ctx_new(&deps, err);
     assert_non_null(E.ctx);
+    cc_ctx = E.ctx;
     E.k1 = pki_key_generate(PKI_KEY_P256, err);
     E.k2 = pki_key_generate(PKI_KEY_P384, err);
     E.k3 = pki_key_generate(PKI_KEY_P256, err);
@@ -51,86 +48,6 @@ teardown(void **state)
     EVP_PKEY_free(E.k2);
     EVP_PKEY_free(E.k3);
     return 0;
-}
-
-static const char *
-hdr(const struct acme_response *r, const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < r->nheaders; i++)
-        if (strcmp(r->headers[i].name, name) == 0)
-            return r->headers[i].value;
-    return NULL;
-}
-
-static void
-req(const char *method, const char *path, const char *ct, const char *body,
-    struct acme_response *r)
-{
-    struct acme_request q = {.method = method, .path = path, .content_type = ct,
-                             .body = (const unsigned char *)body,
-                             .body_len = body != NULL ? strlen(body) : 0, .peer = "127.0.0.1"};
-
-    acme_handle(E.ctx, &q, r);
-    /* Every answer carries a nonce and CORS (N-1, N-5, T-3). */
-    assert_non_null(hdr(r, "Replay-Nonce"));
-    assert_string_equal(hdr(r, "Access-Control-Allow-Origin"), "*");
-}
-
-static char *
-nonce(void)
-{
-    struct acme_response r;
-    char *n;
-
-    req("HEAD", "/acme/default/new-nonce", NULL, NULL, &r);
-    n = xstrdup(hdr(&r, "Replay-Nonce"));
-    acme_response_clear(&r);
-    return n;
-}
-
-/* POSTs a JWS signed by key (kid or jwk) to path; url defaults to BASE path. */
-static void
-post(EVP_PKEY *key, const char *path, const char *url, const char *kid, const char *payload,
-     struct acme_response *r)
-{
-    char *n = nonce(), *u = url != NULL ? xstrdup(url) : xasprintf(BASE "%s", path);
-    char *body = t_jws(key, n, u, kid, payload);
-
-    req("POST", path, "application/jose+json", body, r);
-    free(n);
-    free(u);
-    free(body);
-}
-
-static void
-assert_problem(struct acme_response *r, int status, const char *type)
-{
-    cJSON *j = cJSON_Parse(r->body);
-    char *want = xasprintf(ACME_ERR_NS "%s", type);
-
-    if (r->status != status || j == NULL || strcmp(acme_json_str(j, "type"), want) != 0)
-        fail_msg("want %d %s, got %d %s", status, type, r->status, r->body ? r->body : "");
-    assert_string_equal(r->content_type, "application/problem+json");
-    cJSON_Delete(j);
-    free(want);
-    acme_response_clear(r);
-}
-
-/* Creates an account for key; returns its URL (caller frees). */
-static char *
-new_account(EVP_PKEY *key, const char *payload, int want_status)
-{
-    struct acme_response r;
-    char *loc;
-
-    post(key, "/acme/default/new-account", NULL, NULL, payload, &r);
-    if (r.status != want_status)
-        fail_msg("new-account: %d %s", r.status, r.body ? r.body : "");
-    loc = xstrdup(hdr(&r, "Location"));
-    acme_response_clear(&r);
-    return loc;
 }
 
 static void
@@ -387,20 +304,10 @@ eab_json(EVP_PKEY *key, const char *kid, const unsigned char *mac_key, const cha
     char *jwk = t_jwk(key);
     char *prot = xasprintf("{\"alg\":\"%s\",\"kid\":\"%s\",\"url\":\"%s\"%s}", alg, kid, url,
                            extra);
-    char *p64 = t_b64u(prot), *pl64 = t_b64u(jwk), *input = xasprintf("%s.%s", p64, pl64);
-    unsigned char mac[32];
-    char *s64, *out;
+    char *out = t_jws_sign(NULL, PKI_JWS__MAX, mac_key, prot, jwk);
 
-    assert_int_equal(pki_hmac_sha256(mac_key, 32, input, strlen(input), mac), 0);
-    s64 = b64u_encode(mac, sizeof(mac));
-    out = xasprintf("{\"protected\":\"%s\",\"payload\":\"%s\",\"signature\":\"%s\"}", p64, pl64,
-                    s64);
     free(jwk);
     free(prot);
-    free(p64);
-    free(pl64);
-    free(input);
-    free(s64);
     return out;
 }
 
@@ -539,83 +446,6 @@ test_account_update_deactivate(void **state)
     EVP_PKEY_free(k);
 }
 
-/* The keyChange inner JWS: signed by newkey, url, payload {account, oldKey}. */
-static char *
-inner_jws(EVP_PKEY *newkey, EVP_PKEY *oldkey, const char *account, const char *url,
-          bool with_nonce)
-{
-    char *jwk = t_jwk(newkey), *old = t_jwk(oldkey), *prot, *payload, *out;
-
-    prot = xasprintf("{\"alg\":\"%s\",\"url\":\"%s\",\"jwk\":%s%s}",
-                     pki_key_type_of(newkey) == PKI_KEY_P384 ? "ES384" : "ES256", url, jwk,
-                     with_nonce ? ",\"nonce\":\"AAAA\"" : "");
-    payload = xasprintf("{\"account\":\"%s\",\"oldKey\":%s}", account, old);
-    out = t_jws_raw(newkey, pki_key_type_of(newkey) == PKI_KEY_P384 ? PKI_JWS_ES384 : PKI_JWS_ES256,
-                    prot, payload);
-    free(jwk);
-    free(old);
-    free(prot);
-    free(payload);
-    return out;
-}
-
-static void
-test_key_change(void **state)
-{
-    char err[ERR_LEN];
-    EVP_PKEY *old = pki_key_generate(PKI_KEY_P256, err), *nw = pki_key_generate(PKI_KEY_P384, err);
-    char *loc = new_account(old, "{}", 201), *loc1 = new_account(E.k1, "{}", 200);
-    const char *path = "/acme/default/key-change";
-    struct acme_response r;
-    char *inner;
-
-    static const struct {
-        int which; /* 0 wrong url, 1 nonce, 2 other account, 3 wrong oldKey, 4 plain json */
-        int status;
-        const char *type;
-    } rows[] = {
-        {0, 401, "unauthorized"}, {1, 400, "malformed"}, {2, 401, "unauthorized"},
-        {3, 401, "unauthorized"}, {4, 400, "malformed"},
-    };
-    for (size_t i = 0; i < nitems(rows); i++) {
-        switch (rows[i].which) {
-        case 0: inner = inner_jws(nw, old, loc, P "new-account", false); break;
-        case 1: inner = inner_jws(nw, old, loc, P "key-change", true); break;
-        case 2: inner = inner_jws(nw, old, loc1, P "key-change", false); break;
-        case 3: inner = inner_jws(nw, E.k3, loc, P "key-change", false); break;
-        default: inner = xstrdup("{\"account\":\"x\"}"); break;
-        }
-        post(old, path, NULL, loc, inner, &r);
-        assert_problem(&r, rows[i].status, rows[i].type);
-        free(inner);
-    }
-    /* K-9: the key of another account → 409 with its Location. */
-    inner = inner_jws(E.k1, old, loc, P "key-change", false);
-    post(old, path, NULL, loc, inner, &r);
-    assert_string_equal(hdr(&r, "Location"), loc1);
-    assert_problem(&r, 409, "malformed");
-    free(inner);
-    /* K-10: success, then the old key fails and the new one works. */
-    inner = inner_jws(nw, old, loc, P "key-change", false);
-    post(old, path, NULL, loc, inner, &r);
-    assert_int_equal(r.status, 200);
-    acme_response_clear(&r);
-    free(inner);
-    post(old, loc + strlen(BASE), NULL, loc, "", &r);
-    assert_problem(&r, 400, "badSignatureAlgorithm"); /* ES256 does not fit the P-384 key */
-    post(nw, loc + strlen(BASE), NULL, loc, "", &r);
-    assert_int_equal(r.status, 200);
-    acme_response_clear(&r);
-    post(nw, "/acme/default/new-account", NULL, NULL, "{\"onlyReturnExisting\":true}", &r);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(hdr(&r, "Location"), loc);
-    acme_response_clear(&r);
-    free(loc);
-    free(loc1);
-    EVP_PKEY_free(old);
-    EVP_PKEY_free(nw);
-}
-
 static void
 test_ctx_errors(void **state)
 {
@@ -645,7 +475,6 @@ main(void)
         cmocka_unit_test(test_nonce_url_kid),
         cmocka_unit_test(test_eab),
         cmocka_unit_test(test_account_update_deactivate),
-        cmocka_unit_test(test_key_change),
         cmocka_unit_test(test_ctx_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -122,6 +122,43 @@ test_problem_json(void **state)
     assert_int_equal(prob.nsub, ACME_MAX_SUBPROBLEMS);
 }
 
+/* instance in the body and an extra Link; a URL too long to keep whole is left out. */
+static void
+test_problem_instance_link(void **state)
+{
+    struct acme_problem prob = {0};
+    struct acme_response resp = {0};
+    char *longurl = xmalloc(ACME_PROBLEM_URL_LEN + 1);
+    cJSON *j;
+
+    acme_problem_set(&prob, "userActionRequired", 403, "agree");
+    acme_problem_set_link(&prob, "terms-of-service", "https://ca.test/tos/2");
+    acme_problem_set_instance(&prob, "https://ca.test/agree");
+    acme_problem_respond(&prob, &resp);
+    assert_int_equal(resp.status, 403);
+    assert_int_equal(resp.nheaders, 1);
+    assert_string_equal(resp.headers[0].name, "Link");
+    assert_string_equal(resp.headers[0].value, "<https://ca.test/tos/2>;rel=\"terms-of-service\"");
+    j = cJSON_Parse(resp.body);
+    assert_string_equal(acme_json_str(j, "instance"), "https://ca.test/agree");
+    cJSON_Delete(j);
+    acme_response_clear(&resp);
+
+    memset(longurl, 'a', ACME_PROBLEM_URL_LEN);
+    longurl[ACME_PROBLEM_URL_LEN] = '\0';
+    acme_problem_set_link(&prob, "terms-of-service", longurl);
+    acme_problem_set_instance(&prob, longurl);
+    acme_problem_respond(&prob, &resp);
+    assert_int_equal(resp.nheaders, 0);
+    j = cJSON_Parse(resp.body);
+    assert_null(cJSON_GetObjectItem(j, "instance"));
+    cJSON_Delete(j);
+    acme_response_clear(&resp);
+    acme_problem_set_link(NULL, "x", "https://x");
+    acme_problem_set_instance(NULL, "https://x");
+    free(longurl);
+}
+
 static void
 test_nonce_once(void **state)
 {
@@ -130,21 +167,21 @@ test_nonce_once(void **state)
     char forged[64];
 
     assert_string_not_equal(a, b);
-    assert_int_equal(strlen(a), 32);
+    assert_int_equal(strlen(a), 22);
     assert_int_equal(strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
-                     32);
+                     22);
     assert_true(acme_nonce_consume(n, b));
     assert_false(acme_nonce_consume(n, b));
     assert_true(acme_nonce_consume(n, a));
     assert_false(acme_nonce_consume(n, a));
-    /* Forged MAC, garbage, wrong length, padding, NULL. */
+    /* Altered, garbage, wrong length, padding, not base64url, NULL. */
     snprintf(forged, sizeof(forged), "%s", a);
     forged[20] = forged[20] == 'A' ? 'B' : 'A';
     assert_false(acme_nonce_consume(n, forged));
     assert_false(acme_nonce_consume(n, "garbage"));
     assert_false(acme_nonce_consume(n, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
-    assert_false(acme_nonce_consume(n, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="));
-    assert_false(acme_nonce_consume(n, "+AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+    assert_false(acme_nonce_consume(n, "AAAAAAAAAAAAAAAAAAAA=="));
+    assert_false(acme_nonce_consume(n, "+AAAAAAAAAAAAAAAAAAAAA"));
     assert_false(acme_nonce_consume(n, ""));
     assert_false(acme_nonce_consume(n, NULL));
     free(a);
@@ -212,7 +249,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_table),  cmocka_unit_test(test_json_helpers),
-        cmocka_unit_test(test_problem_json), cmocka_unit_test(test_nonce_once),
+        cmocka_unit_test(test_problem_json), cmocka_unit_test(test_problem_instance_link),
+        cmocka_unit_test(test_nonce_once),
         cmocka_unit_test(test_nonce_window), cmocka_unit_test(test_ratelimit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,11 +1,15 @@
 /*
- * test_core_nonce.c: the nonce state across a graceful restart (nonce_state.c):
- * a saved state is adopted once and keeps single use, any damaged file is
- * refused and removed, a changed window keeps only the counters it covers.
+ * test_core_nonce.c: nonces look random to clients (no counter shows through,
+ * an altered nonce is refused), and the nonce state across a graceful restart
+ * (nonce_state.c): a saved state is adopted once and keeps single use, any
+ * damaged file is refused and removed, a changed window keeps only the
+ * counters it covers.
  */
 #include "core_helpers.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,18 +52,13 @@ exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
+/* The counter nonce hides, as n's key reads it (the test fails when it cannot). */
 static uint64_t
-counter_of(const char *nonce)
+counter_of(struct acme_nonces *n, const char *nonce)
 {
-    unsigned char *raw = NULL;
-    size_t len = 0;
     uint64_t c = 0;
 
-    assert_int_equal(b64u_decode(nonce, strlen(nonce), &raw, &len), 0);
-    assert_int_equal(len, 24);
-    for (int i = 0; i < 8; i++)
-        c = (c << 8) | raw[i];
-    free(raw);
+    assert_int_equal(acme_nonce_counter(n, nonce, &c), 0);
     return c;
 }
 
@@ -105,7 +104,7 @@ test_round_trip(void **state)
     assert_false(acme_nonce_consume(m, v[0]));
     /* Counting resumes after the saved counter: no value is issued twice under the key. */
     next = acme_nonce_issue(m);
-    assert_int_equal(counter_of(next), counter_of(v[2]) + 1);
+    assert_int_equal(counter_of(m, next), counter_of(m, v[2]) + 1);
     assert_true(acme_nonce_consume(m, v[2]));
     assert_true(acme_nonce_consume(m, next));
     /* Consumed: a second start finds nothing. */
@@ -227,7 +226,7 @@ test_bad_files(void **state)
             fail_msg("%s: file left behind", c->name);
         /* Fresh state kept: its own nonces work, counting was not moved. */
         after = acme_nonce_issue(n);
-        assert_int_equal(counter_of(after), counter_of(before) + 1);
+        assert_int_equal(counter_of(n, after), counter_of(n, before) + 1);
         assert_true(acme_nonce_consume(n, before));
         free(before);
         free(after);
@@ -302,10 +301,173 @@ test_not_removable(void **state)
     acme_nonces_free(m);
 }
 
+#define OPAQUE_COUNT 100000
+#define B64U_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+/* The 16-byte block a nonce's text encodes. */
+static void
+block_of(const char *nonce, unsigned char out[16])
+{
+    unsigned char *raw = NULL;
+    size_t len = 0;
+
+    assert_int_equal(b64u_decode(nonce, strlen(nonce), &raw, &len), 0);
+    assert_int_equal(len, 16);
+    memcpy(out, raw, 16);
+    free(raw);
+}
+
+static int
+common_prefix_bits(const unsigned char *a, const unsigned char *b)
+{
+    int i = 0;
+
+    while (i < 128 && ((a[i / 8] ^ b[i / 8]) & (0x80 >> (i % 8))) == 0)
+        i++;
+    return i;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * N-6, as the checklist collects them: 100 000 nonces, base64url, no
+ * duplicates, and nothing of the counter shows. Every bit is set in about
+ * half of them (a counter leaves its high bits at zero), consecutive ones
+ * share no more leading bits than chance (over 1e5 pairs, 40 or more has
+ * odds below 1e-7) and rise as often as they fall. The bounds are 15 standard
+ * deviations wide. Yet the key still reads the counters 1, 2, 3...
+ */
+static void
+test_opaque(void **state)
+{
+    struct acme_nonces *n = acme_nonces_new(1024);
+    char **v = xcalloc(OPAQUE_COUNT, sizeof(*v));
+    unsigned char prev[16] = {0}, cur[16];
+    size_t ones[128] = {0}, rises = 0, i;
+    int pre, maxpre = 0;
+
+    for (i = 0; i < OPAQUE_COUNT; i++) {
+        v[i] = acme_nonce_issue(n);
+        assert_int_equal(strlen(v[i]), 22);
+        assert_int_equal(strspn(v[i], B64U_CHARS), 22);
+        assert_int_equal(counter_of(n, v[i]), i + 1);
+        block_of(v[i], cur);
+        for (int b = 0; b < 128; b++)
+            ones[b] += (cur[b / 8] >> (7 - b % 8)) & 1;
+        if (i > 0) {
+            pre = common_prefix_bits(prev, cur);
+            maxpre = pre > maxpre ? pre : maxpre;
+            rises += memcmp(cur, prev, 16) > 0;
+        }
+        memcpy(prev, cur, 16);
+    }
+    for (int b = 0; b < 128; b++)
+        if (ones[b] < OPAQUE_COUNT / 2 - 2500 || ones[b] > OPAQUE_COUNT / 2 + 2500)
+            fail_msg("bit %d set in %zu of %d nonces", b, ones[b], OPAQUE_COUNT);
+    if (maxpre >= 40)
+        fail_msg("consecutive nonces share %d leading bits", maxpre);
+    if (rises < OPAQUE_COUNT / 2 - 2500 || rises > OPAQUE_COUNT / 2 + 2500)
+        fail_msg("%zu of %d consecutive pairs rise", rises, OPAQUE_COUNT - 1);
+    qsort(v, OPAQUE_COUNT, sizeof(*v), cmp_str);
+    for (i = 1; i < OPAQUE_COUNT; i++)
+        if (strcmp(v[i - 1], v[i]) == 0)
+            fail_msg("duplicate nonce %s", v[i]);
+    free_n(v, OPAQUE_COUNT);
+    free(v);
+    acme_nonces_free(n);
+}
+
+/*
+ * A nonce with any one bit changed, a random block, the all-zero block and
+ * the former 24-byte form are all refused, and none of it costs the real
+ * nonce its single use.
+ */
+static void
+test_tampered(void **state)
+{
+    struct acme_nonces *n = acme_nonces_new(1024);
+    char *good = acme_nonce_issue(n), *bad;
+    unsigned char raw[16];
+    uint64_t c;
+
+    block_of(good, raw);
+    for (int b = 0; b < 128; b++) {
+        raw[b / 8] ^= (unsigned char)(0x80 >> (b % 8));
+        bad = b64u_encode(raw, sizeof(raw));
+        raw[b / 8] ^= (unsigned char)(0x80 >> (b % 8));
+        if (acme_nonce_consume(n, bad) || acme_nonce_counter(n, bad, &c) == 0)
+            fail_msg("nonce with bit %d flipped accepted", b);
+        free(bad);
+    }
+    for (int i = 0; i < 10000; i++) {
+        assert_int_equal(rand_bytes(raw, sizeof(raw)), 0);
+        bad = b64u_encode(raw, sizeof(raw));
+        if (acme_nonce_consume(n, bad))
+            fail_msg("random nonce %s accepted", bad);
+        free(bad);
+    }
+    assert_false(acme_nonce_consume(n, "AAAAAAAAAAAAAAAAAAAAAA"));
+    assert_false(acme_nonce_consume(n, "AAAAAAAAAAABAAAAAAAAAAAAAAAAAAAA"));
+    assert_int_equal(acme_nonce_counter(n, "AAAAAAAAAAAAAAAAAAAAA", &c), -1);
+    assert_true(acme_nonce_consume(n, good));
+    assert_false(acme_nonce_consume(n, good));
+    free(good);
+    acme_nonces_free(n);
+}
+
+#define RACE_THREADS 4
+#define RACE_ROUNDS 5000
+
+static void *
+race_main(void *arg)
+{
+    struct acme_nonces *n = arg;
+    size_t refused = 0;
+
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        char *v = acme_nonce_issue(n);
+        refused += !acme_nonce_consume(n, v);
+        free(v);
+    }
+    return (void *)(uintptr_t)refused;
+}
+
+/*
+ * The cipher contexts are shared: threads issuing and spending at once all
+ * succeed. The window holds every nonce of the test, so a thread preempted
+ * between issue and spend cannot see its nonce evicted.
+ */
+static void
+test_threads(void **state)
+{
+    struct acme_nonces *n = acme_nonces_new(RACE_THREADS * RACE_ROUNDS * 2);
+    pthread_t th[RACE_THREADS];
+    void *refused;
+    char *last;
+
+    for (int i = 0; i < RACE_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, race_main, n), 0);
+    for (int i = 0; i < RACE_THREADS; i++) {
+        assert_int_equal(pthread_join(th[i], &refused), 0);
+        assert_int_equal((uintptr_t)refused, 0);
+    }
+    last = acme_nonce_issue(n);
+    assert_int_equal(counter_of(n, last), RACE_THREADS * RACE_ROUNDS + 1);
+    free(last);
+    acme_nonces_free(n);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_opaque),
+        cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_window_change, setup, teardown),

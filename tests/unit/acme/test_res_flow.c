@@ -151,25 +151,49 @@ test_validation_failure(void **state)
     t_res_clear(&r);
 }
 
+/* Whose key a CSR row carries (F-7). */
+enum csr_key { KEY_FRESH, KEY_OWN, KEY_OTHER_ACCOUNT, KEY_OTHER_POLICY, KEY__MAX };
+
 struct csr_case {
     const char *name;
     const char *cn;
     const char *sans;
     bool break_sig;
-    bool account_key;
+    enum csr_key key;
     const char *type;
+    const char *ext_name, *ext_value; /* one more requested extension (F-3) */
 };
 
+#define AB "DNS:a.fin.example,DNS:b.fin.example"
+
 static const struct csr_case csr_cases[] = {
-    {"missing name", NULL, "DNS:a.fin.example", false, false, "badCSR"},
-    {"extra name", NULL, "DNS:a.fin.example,DNS:b.fin.example,DNS:c.fin.example", false, false,
-     "badCSR"},
-    {"foreign cn", "evil.example", "DNS:a.fin.example,DNS:b.fin.example", false, false, "badCSR"},
-    {"email san", NULL, "DNS:a.fin.example,DNS:b.fin.example,email:x@fin.example", false, false,
-     "badCSR"},
-    {"bad signature", NULL, "DNS:a.fin.example,DNS:b.fin.example", true, false, "badCSR"},
-    {"account key", NULL, "DNS:a.fin.example,DNS:b.fin.example", false, true, "badCSR"},
+    {"missing name", NULL, "DNS:a.fin.example", false, KEY_FRESH, "badCSR", NULL, NULL},
+    {"extra name", NULL, AB ",DNS:c.fin.example", false, KEY_FRESH, "badCSR", NULL, NULL},
+    {"foreign cn", "evil.example", AB, false, KEY_FRESH, "badCSR", NULL, NULL},
+    {"email san", NULL, AB ",email:x@fin.example", false, KEY_FRESH, "badCSR", NULL, NULL},
+    {"bad signature", NULL, AB, true, KEY_FRESH, "badCSR", NULL, NULL},
+    {"account key", NULL, AB, false, KEY_OWN, "badCSR", NULL, NULL},
+    {"another account's key", NULL, AB, false, KEY_OTHER_ACCOUNT, "badCSR", NULL, NULL},
+    {"an account key of another policy", NULL, AB, false, KEY_OTHER_POLICY, "badCSR", NULL, NULL},
+    {"CA certificate", NULL, AB, false, KEY_FRESH, "badCSR", "basicConstraints",
+     "critical,CA:TRUE"},
+    {"unknown critical extension", NULL, AB, false, KEY_FRESH, "badCSR", "1.2.3.4",
+     "critical,DER:0500"},
 };
+
+/* Registers key as an account of policy pol through newAccount. */
+static void
+register_key(const char *pol, EVP_PKEY *key)
+{
+    struct t_res r = {0};
+
+    t_call_as(acme_h_new_account, pol, NULL, key, NULL, NULL, "{\"termsOfServiceAgreed\":true}",
+              &r);
+    if (r.rc != 0)
+        fail_msg("newAccount in %s: %s", pol, r.prob.detail);
+    assert_int_equal(r.resp.status, 201);
+    t_res_clear(&r);
+}
 
 static void
 test_finalize_table(void **state)
@@ -177,20 +201,26 @@ test_finalize_table(void **state)
     char oid[64], az[2][64], err[ERR_LEN], *csr, *payload;
     struct t_res r = {0};
     EVP_PKEY *key = pki_key_generate(PKI_KEY_P256, err);
+    EVP_PKEY *devices_key = pki_key_generate(PKI_KEY_P256, err);
+    EVP_PKEY *keys[KEY__MAX] = {key, T.acct1.key, T.acct2.key, devices_key};
     size_t i;
 
+    register_key("default", T.acct2.key);
+    register_key("devices", devices_key);
     ready_order("[{\"type\":\"dns\",\"value\":\"a.fin.example\"},{\"type\":\"dns\",\"value\":\"b."
                 "fin.example\"}]",
                 2, oid, az);
     for (i = 0; i < nitems(csr_cases); i++) {
         const struct csr_case *c = &csr_cases[i];
 
-        csr = t_csr(c->account_key ? T.acct1.key : key, c->cn, c->sans, c->break_sig);
+        csr = t_csr_ext(keys[c->key], c->cn, c->sans, c->ext_name, c->ext_value, c->break_sig);
         payload = xasprintf("{\"csr\":\"%s\"}", csr);
         t_call(acme_h_finalize, &T.acct1, oid, NULL, payload, &r);
         if (r.rc == 0 || strcmp(r.prob.type, c->type) != 0)
             fail_msg("%s: got %s (%s)", c->name, r.rc == 0 ? "success" : r.prob.type,
                      r.prob.detail);
+        if (c->key != KEY_FRESH)
+            assert_string_equal(r.prob.detail, "CSR key is an account key");
         free(csr);
         free(payload);
     }
@@ -200,8 +230,11 @@ test_finalize_table(void **state)
     assert_string_equal(r.prob.type, "malformed");
     t_call(acme_h_finalize, &T.acct2, oid, NULL, "{}", &r);
     assert_string_equal(r.prob.type, "unauthorized");
-    /* F-4: still ready after every refusal; names only in CN and SAN, any order. */
-    csr = t_csr(key, "b.fin.example", "DNS:a.fin.example", false);
+    /*
+     * F-4: still ready after every refusal; names only in CN and SAN, any
+     * order. F-3: an unknown non-critical extension is ignored.
+     */
+    csr = t_csr_ext(key, "b.fin.example", "DNS:a.fin.example", "1.2.3.4", "DER:0500", false);
     payload = xasprintf("{\"csr\":\"%s\"}", csr);
     t_call(acme_h_finalize, &T.acct1, oid, NULL, payload, &r);
     if (r.rc != 0)
@@ -213,23 +246,32 @@ test_finalize_table(void **state)
     assert_string_equal(r.prob.type, "orderNotReady");
     free(csr);
     free(payload);
+    EVP_PKEY_free(devices_key);
     EVP_PKEY_free(key);
     t_res_clear(&r);
 }
 
-/* Issues a certificate for name; returns its serial, DER (b64u) and key. */
+/* Issues acct1 a certificate for n dns names; returns its serial, DER (b64u) and key. */
 static void
-issue_cert(const char *name, char serial[64], char **der_b64, EVP_PKEY **key)
+issue_cert_for(const char *const *names, size_t n, char serial[64], char **der_b64,
+               EVP_PKEY **key)
 {
-    char oid[64], az[1][64], err[ERR_LEN], *csr, *payload, *ids, *san;
+    char oid[64], az[4][64], err[ERR_LEN], *csr, *payload, *ids, *san;
+    struct buf idb = {0}, sanb = {0};
     unsigned char *der = NULL;
-    size_t len = 0;
+    size_t i, len = 0;
     struct t_res r = {0};
 
+    assert_true(n <= nitems(az));
     *key = pki_key_generate(PKI_KEY_P256, err);
-    ids = xasprintf("[{\"type\":\"dns\",\"value\":\"%s\"}]", name);
-    ready_order(ids, 1, oid, az);
-    san = xasprintf("DNS:%s", name);
+    for (i = 0; i < n; i++) {
+        buf_printf(&idb, "%s{\"type\":\"dns\",\"value\":\"%s\"}", i == 0 ? "[" : ",", names[i]);
+        buf_printf(&sanb, "%sDNS:%s", i == 0 ? "" : ",", names[i]);
+    }
+    buf_puts(&idb, "]");
+    ids = buf_take(&idb);
+    san = buf_take(&sanb);
+    ready_order(ids, n, oid, az);
     csr = t_csr(*key, NULL, san, false);
     free(san);
     payload = xasprintf("{\"csr\":\"%s\"}", csr);
@@ -246,6 +288,12 @@ issue_cert(const char *name, char serial[64], char **der_b64, EVP_PKEY **key)
     free(csr);
     free(payload);
     t_res_clear(&r);
+}
+
+static void
+issue_cert(const char *name, char serial[64], char **der_b64, EVP_PKEY **key)
+{
+    issue_cert_for(&name, 1, serial, der_b64, key);
 }
 
 static void
@@ -383,6 +431,68 @@ test_revoke_by_cert_key(void **state)
     t_res_clear(&r);
 }
 
+/*
+ * V-6: an account that did not order the certificate may revoke it once it
+ * holds valid authorizations for every name in it: one of two names, a
+ * pending authorization or a plain name for a wildcard are not enough.
+ */
+static void
+test_revoke_by_authz_holder(void **state)
+{
+    static const char *const names[2][2] = {{"a.v6.example", "b.v6.example"}, {"*.w6.example"}};
+    static const struct {
+        const char *name;
+        int cert;            /* index into names */
+        const char *order;   /* identifier acct2 orders first, or NULL */
+        bool validate;       /* ... and validates */
+        const char *refused; /* problem type, or NULL: revoked */
+    } steps[] = {
+        {"no authorization", 0, NULL, false, "unauthorized"},
+        {"one name of two", 0, "a.v6.example", true, "unauthorized"},
+        {"the other one pending", 0, "b.v6.example", false, "unauthorized"},
+        {"both names valid", 0, "b.v6.example", true, NULL},
+        {"plain name for a wildcard", 1, "w6.example", true, "unauthorized"},
+        {"wildcard valid", 1, "*.w6.example", true, NULL},
+    };
+    char serial[64], oid[64], az[1][64], *der[2], *payload[2], *ids;
+    struct t_res r = {0};
+    EVP_PKEY *key[2];
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        issue_cert_for(names[i], names[i][1] != NULL ? 2 : 1, serial, &der[i], &key[i]);
+        payload[i] = xasprintf("{\"certificate\":\"%s\",\"reason\":4}", der[i]);
+    }
+    for (i = 0; i < nitems(steps); i++) {
+        print_message("[ step     ] %s\n", steps[i].name);
+        if (steps[i].order != NULL) {
+            ids = xasprintf("[{\"type\":\"dns\",\"value\":\"%s\"}]", steps[i].order);
+            t_new_order("default", &T.acct2, ids, oid, az, 1);
+            if (steps[i].validate)
+                t_settle_valid_as(&T.acct2, az[0]);
+            free(ids);
+        }
+        t_call(acme_h_revoke_cert, &T.acct2, NULL, NULL, payload[steps[i].cert], &r);
+        if (steps[i].refused != NULL) {
+            assert_int_equal(r.rc, -1);
+            assert_string_equal(r.prob.type, steps[i].refused);
+            assert_int_equal(r.prob.status, 403);
+            continue;
+        }
+        if (r.rc != 0)
+            fail_msg("%s: %s %s", steps[i].name, r.prob.type, r.prob.detail);
+        assert_int_equal(r.resp.status, 200);
+        t_call(acme_h_revoke_cert, &T.acct2, NULL, NULL, payload[steps[i].cert], &r);
+        assert_string_equal(r.prob.type, "alreadyRevoked");
+    }
+    for (i = 0; i < 2; i++) {
+        free(der[i]);
+        free(payload[i]);
+        EVP_PKEY_free(key[i]);
+    }
+    t_res_clear(&r);
+}
+
 /* acme_recover: a processing challenge is validated again; a processing order settles. */
 static void
 test_recover(void **state)
@@ -425,6 +535,7 @@ main(void)
         cmocka_unit_test(test_cert_download),
         cmocka_unit_test(test_renewal_and_revoke),
         cmocka_unit_test(test_revoke_by_cert_key),
+        cmocka_unit_test(test_revoke_by_authz_holder),
         cmocka_unit_test(test_recover),
     };
 

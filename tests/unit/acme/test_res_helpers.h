@@ -170,6 +170,9 @@ t_call_as(acme_handler_fn *h, const char *pol, const struct t_acct *acct, EVP_PK
     } else {
         rq.jws.key = jwk_key;
     }
+    /* As the core's JWS check leaves it (newAccount keys the account by it). */
+    if (rq.jws.key != NULL)
+        assert_int_equal(pki_jwk_thumbprint(rq.jws.key, rq.jws.thumbprint), 0);
     r->rc = h(&rq, &r->prob);
     if (r->rc != 0)
         acme_problem_respond(&r->prob, &r->resp);
@@ -221,9 +224,14 @@ t_last(const char *url, int nth_from_end, char *out, size_t outlen)
         *strchr(out, '/') = '\0';
 }
 
-/* A DER CSR for key with CN (may be NULL) and SANs "DNS:x,IP:y" (may be NULL), b64u. */
+/*
+ * A DER CSR for key with CN (may be NULL), SANs "DNS:x,IP:y" (may be NULL) and
+ * one more extension ext_name = ext_value in OpenSSL config syntax (ext_name
+ * NULL: none), b64u.
+ */
 static inline char *
-t_csr(EVP_PKEY *key, const char *cn, const char *sans, bool break_sig)
+t_csr_ext(EVP_PKEY *key, const char *cn, const char *sans, const char *ext_name,
+          const char *ext_value, bool break_sig)
 {
     X509_REQ *req = X509_REQ_new();
     X509_NAME *name = X509_NAME_new();
@@ -242,8 +250,14 @@ t_csr(EVP_PKEY *key, const char *cn, const char *sans, bool break_sig)
         ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, sans);
         assert_non_null(ext);
         sk_X509_EXTENSION_push(exts, ext);
-        X509_REQ_add_extensions(req, exts);
     }
+    if (ext_name != NULL) {
+        ext = X509V3_EXT_nconf(NULL, NULL, ext_name, ext_value);
+        assert_non_null(ext);
+        sk_X509_EXTENSION_push(exts, ext);
+    }
+    if (sk_X509_EXTENSION_num(exts) > 0)
+        X509_REQ_add_extensions(req, exts);
     assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
     len = i2d_X509_REQ(req, &der);
     assert_true(len > 0);
@@ -255,6 +269,13 @@ t_csr(EVP_PKEY *key, const char *cn, const char *sans, bool break_sig)
     X509_NAME_free(name);
     X509_REQ_free(req);
     return out;
+}
+
+/* t_csr_ext without the extra extension. */
+static inline char *
+t_csr(EVP_PKEY *key, const char *cn, const char *sans, bool break_sig)
+{
+    return t_csr_ext(key, cn, sans, NULL, NULL, break_sig);
 }
 
 /* Reads a whole file (vectors). Caller frees. */
@@ -292,14 +313,14 @@ t_new_order(const char *pol, const struct t_acct *acct, const char *ids_json, ch
     t_res_clear(&r);
 }
 
-/* The id of authz az's challenge of type (as acct1 reads it) into chid. */
+/* The id of authz az's challenge of type (as acct, its owner, reads it) into chid. */
 static inline void
-t_chall_id(const char *az, const char *type, char chid[64])
+t_chall_id_as(const struct t_acct *acct, const char *az, const char *type, char chid[64])
 {
     struct t_res r = {0};
     const cJSON *ch;
 
-    t_call(acme_h_authz, &T.acct1, az, NULL, NULL, &r);
+    t_call(acme_h_authz, acct, az, NULL, NULL, &r);
     chid[0] = '\0';
     cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(r.json, "challenges"))
     {
@@ -310,19 +331,31 @@ t_chall_id(const char *az, const char *type, char chid[64])
     t_res_clear(&r);
 }
 
-/* Answers authz az's dns-01 challenge as acct1 and settles the validation successfully. */
 static inline void
-t_settle_valid(const char *az)
+t_chall_id(const char *az, const char *type, char chid[64])
+{
+    t_chall_id_as(&T.acct1, az, type, chid);
+}
+
+/* Answers authz az's dns-01 challenge as acct (its owner); the validation succeeds. */
+static inline void
+t_settle_valid_as(const struct t_acct *acct, const char *az)
 {
     struct t_res r = {0};
     char chid[64];
 
-    t_chall_id(az, "dns-01", chid);
-    t_call(acme_h_challenge, &T.acct1, az, chid, "{}", &r);
+    t_chall_id_as(acct, az, "dns-01", chid);
+    t_call(acme_h_challenge, acct, az, chid, "{}", &r);
     assert_int_equal(r.rc, 0);
     assert_true(T.nv > 0);
     acme_validation_done(T.ctx, T.v[--T.nv], true, NULL);
     t_res_clear(&r);
+}
+
+static inline void
+t_settle_valid(const char *az)
+{
+    t_settle_valid_as(&T.acct1, az);
 }
 
 #endif

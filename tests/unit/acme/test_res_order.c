@@ -276,6 +276,147 @@ test_expiry(void **state)
     t_res_clear(&r);
 }
 
+/* S-12: an order whose authz lives shorter than orders do expires with it. */
+static void
+test_expires_with_authz(void **state)
+{
+    char oid[64], az[1][64], *expires;
+    struct t_res r = {0};
+    int64_t saved = T.cfg->acme.authz_lifetime;
+
+    T.cfg->acme.authz_lifetime = 3600;
+    t_new_order("default", &T.acct1, "[{\"type\":\"dns\",\"value\":\"short.example\"}]", oid,
+                az, 1);
+    T.cfg->acme.authz_lifetime = saved;
+    t_call(acme_h_authz, &T.acct1, az[0], NULL, NULL, &r);
+    expires = xstrdup(t_str(r.json, "expires"));
+    t_call(acme_h_order, &T.acct1, oid, NULL, NULL, &r);
+    assert_string_equal(t_str(r.json, "expires"), expires);
+    clk_set_fixed(clk_now() + 3600 + 10);
+    t_call(acme_h_order, &T.acct1, oid, NULL, NULL, &r);
+    assert_string_equal(t_str(r.json, "status"), "invalid");
+    clk_set_fixed(-1);
+    free(expires);
+    t_res_clear(&r);
+}
+
+#define NET_ID (CFG_ID_DNS | CFG_ID_IP)
+#define DEV_ID (CFG_ID_PERMANENT | CFG_ID_HARDWARE)
+#define NET_CH (CFG_CH_HTTP01 | CFG_CH_DNS01 | CFG_CH_TLSALPN01)
+#define ID(t, v) "{\"type\":\"" t "\",\"value\":\"" v "\"}"
+
+struct reject_case {
+    const char *name;
+    unsigned identifiers, challenges; /* the policy's CFG_ID_* and CFG_CH_* for the row */
+    const char *ids;                  /* the identifiers array */
+    const char *type;                 /* top-level problem type */
+    const char *sub[2];               /* subproblem types in order; NULL past the last */
+};
+
+static const struct reject_case reject_cases[] = {
+    {"wildcard without dns-01", NET_ID, CFG_CH_HTTP01 | CFG_CH_TLSALPN01,
+     "[" ID("dns", "*.rj.example") "]", "rejectedIdentifier", {"rejectedIdentifier"}},
+    {"dns name, no network challenge", NET_ID | DEV_ID, CFG_CH_DEVICE_ATTEST01,
+     "[" ID("dns", "rj.example") "]", "rejectedIdentifier", {"rejectedIdentifier"}},
+    {"ip with dns-01 only", NET_ID, CFG_CH_DNS01, "[" ID("ip", "192.0.2.9") "]",
+     "rejectedIdentifier", {"rejectedIdentifier"}},
+    {"device without device-attest-01", NET_ID | CFG_ID_PERMANENT, NET_CH,
+     "[" ID("permanent-identifier", "C02RJ0001") "]", "rejectedIdentifier",
+     {"rejectedIdentifier"}},
+    {"two refused", NET_ID, CFG_CH_DNS01, "[" ID("ip", "192.0.2.9") "," ID("ip", "192.0.2.10") "]",
+     "rejectedIdentifier", {"rejectedIdentifier", "rejectedIdentifier"}},
+    /* E-9: different types make the top level compound. */
+    {"refused and malformed", NET_ID, CFG_CH_HTTP01,
+     "[" ID("dns", "*.rj.example") "," ID("dns", "BAD.example") "]", "compound",
+     {"rejectedIdentifier", "malformed"}},
+    /* One certificate profile per order: refused as a whole, no identifier is at fault. */
+    {"device and network mixed", NET_ID | DEV_ID, NET_CH | CFG_CH_DEVICE_ATTEST01,
+     "[" ID("dns", "rj.example") "," ID("permanent-identifier", "C02RJ0001") "]",
+     "rejectedIdentifier", {NULL}},
+};
+
+/*
+ * E-18: well-formed identifiers the directory's policy refuses are
+ * rejectedIdentifier, each in a subproblem naming it (P-3). The policy's
+ * identifier types and challenges are set for the row and restored.
+ */
+static void
+test_rejected_identifier(void **state)
+{
+    struct cfg_policy *pol = (struct cfg_policy *)cfg_policy_find(T.cfg, "default");
+    unsigned saved_ids = pol->identifiers, saved_ch = pol->challenges;
+    const cJSON *subs, *sub, *id;
+    struct t_res r = {0};
+    char *payload, *want;
+    size_t i, n;
+
+    for (i = 0; i < nitems(reject_cases); i++) {
+        const struct reject_case *c = &reject_cases[i];
+
+        print_message("[ row      ] %s\n", c->name);
+        pol->identifiers = c->identifiers;
+        pol->challenges = c->challenges;
+        payload = xasprintf("{\"identifiers\":%s}", c->ids);
+        t_call(acme_h_new_order, &T.acct1, NULL, NULL, payload, &r);
+        pol->identifiers = saved_ids;
+        pol->challenges = saved_ch;
+        free(payload);
+        if (r.rc == 0)
+            fail_msg("%s: accepted", c->name);
+        assert_string_equal(r.prob.type, c->type);
+        assert_int_equal(r.resp.status, 400);
+        subs = cJSON_GetObjectItemCaseSensitive(r.json, "subproblems");
+        for (n = 0; n < nitems(c->sub) && c->sub[n] != NULL; n++) {
+            sub = cJSON_GetArrayItem(subs, (int)n);
+            want = xasprintf(ACME_ERR_NS "%s", c->sub[n]);
+            assert_string_equal(t_str(sub, "type"), want);
+            free(want);
+            id = cJSON_GetObjectItemCaseSensitive(sub, "identifier");
+            assert_non_null(strstr(c->ids, t_str(id, "value")));
+        }
+        assert_int_equal(cJSON_GetArraySize(subs), (int)n);
+    }
+    t_res_clear(&r);
+}
+
+/*
+ * E-19: the store failing under newOrder is 500 serverInternal whose detail
+ * names the step, not the store's message, file or SQL. File modes do not
+ * stop root (CI runs tests as root), so the database file is moved away
+ * instead: this thread's first read of the fresh store has nothing to open.
+ */
+static void
+test_new_order_store_down(void **state)
+{
+    static const char *const leaks[] = {"sqlite", "SQL", "database", ".db", "/tmp", "no such"};
+    char err[ERR_LEN], *db = xasprintf("%s/down.db", T.dir), *gone = xasprintf("%s.gone", db);
+    struct store *saved = T.store, *down = store_open("sqlite", db, err);
+    struct acme_ctx *ctx = T.ctx;
+    struct t_res r = {0};
+    size_t i;
+
+    assert_non_null(down);
+    T.store = down;
+    T.ctx = t_ctx_new(t_validate, 0);
+    T.store = saved;
+    assert_int_equal(rename(db, gone), 0);
+    t_call(acme_h_new_order, &T.acct1, NULL, NULL,
+           "{\"identifiers\":[" ID("dns", "down.example") "]}", &r);
+    acme_ctx_free(T.ctx);
+    T.ctx = ctx;
+    store_close(down);
+    assert_int_equal(r.rc, -1);
+    assert_string_equal(r.prob.type, "serverInternal");
+    assert_int_equal(r.resp.status, 500);
+    assert_string_equal(t_str(r.json, "type"), ACME_ERR_NS "serverInternal");
+    for (i = 0; i < nitems(leaks); i++)
+        if (strstr(r.resp.body, leaks[i]) != NULL)
+            fail_msg("the problem shows \"%s\": %s", leaks[i], r.resp.body);
+    free(db);
+    free(gone);
+    t_res_clear(&r);
+}
+
 int
 main(void)
 {
@@ -283,7 +424,8 @@ main(void)
         cmocka_unit_test(test_new_order_table), cmocka_unit_test(test_too_many),
         cmocka_unit_test(test_rate_limit),      cmocka_unit_test(test_authz_shape),
         cmocka_unit_test(test_access_and_list), cmocka_unit_test(test_deactivate),
-        cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_expiry),          cmocka_unit_test(test_expires_with_authz),
+        cmocka_unit_test(test_rejected_identifier), cmocka_unit_test(test_new_order_store_down),
     };
 
     return cmocka_run_group_tests(tests, t_setup, t_teardown);

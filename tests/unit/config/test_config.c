@@ -93,6 +93,8 @@ static void test_defaults(void **state)
     assert_int_equal(c->acme.max_identifiers, 100);
     assert_int_equal(c->acme.orders_per_hour, 300);
     assert_null(c->acme.terms_of_service);
+    assert_false(c->acme.terms_reagree);
+    assert_null(c->acme.terms_instance);
     assert_null(c->acme.website);
     assert_int_equal(c->attestation.napple_roots, 0);
     assert_true(c->attestation.require_nonce);
@@ -227,6 +229,10 @@ static void test_valid_variants(void **state)
         "acme: {challenges: {answer_wait: 10s}}\n",
         "events: {shutdown_drain: 0}\n", /* rows 13.. */
         "events: {shutdown_drain: 2m}\n",
+        ("acme:\n  meta:\n    terms_of_service: https://ca.test/tos/2\n" /* rows 15.. */
+         "    terms_of_service_reagree: true\n"
+         "    terms_of_service_instance: https://ca.test/agree?from=acme\n"),
+        "acme: {meta: {terms_of_service: https://ca.test/tos, terms_of_service_reagree: false}}\n",
     };
     static const int64_t drains[] = {0, 120};
     static const int waits[] = {0, 1500, 40, 10000}; /* rows 9.. */
@@ -250,8 +256,17 @@ static void test_valid_variants(void **state)
             assert_null(c->server.base_url);
         if (i >= 9 && i < 13)
             assert_int_equal(c->acme.challenge_wait, waits[i - 9]);
-        if (i >= 13)
+        if (i >= 13 && i < 15)
             assert_int_equal(c->events.shutdown_drain, drains[i - 13]);
+        if (i == 15) {
+            assert_string_equal(c->acme.terms_of_service, "https://ca.test/tos/2");
+            assert_true(c->acme.terms_reagree);
+            assert_string_equal(c->acme.terms_instance, "https://ca.test/agree?from=acme");
+        }
+        if (i == 16) {
+            assert_false(c->acme.terms_reagree);
+            assert_null(c->acme.terms_instance);
+        }
         cfg_free(c);
     }
 }
@@ -261,6 +276,8 @@ struct bad_row {
     const char *text;
     const char *want; /* expected prefix of the error */
 };
+
+#define A50 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 static const struct bad_row bad_rows[] = {
     {"unknown section", "serve:\n  listen: x\n", "config.yaml:1: serve: unknown key"},
@@ -375,6 +392,21 @@ static const struct bad_row bad_rows[] = {
     {"ca half", "cas:\n  a:\n    key: a.key\n", "config.yaml:3: cas.a: cert and key must be set"},
     {"base_url scheme", "server: {base_url: ftp://x}\n",
      "config.yaml:1: server.base_url: expected an http:// or https:// URL"},
+    {"reagree without terms", "acme:\n  meta:\n    website: https://x.test\n"
+                              "    terms_of_service_reagree: true\n",
+     "config.yaml:4: acme.meta.terms_of_service_reagree: needs terms_of_service"},
+    {"instance without terms", "acme:\n  meta:\n    terms_of_service_instance: https://x.test\n",
+     "config.yaml:3: acme.meta.terms_of_service_instance: needs terms_of_service"},
+    {"reagree not a bool", "acme:\n  meta:\n    terms_of_service_reagree: yes\n",
+     "config.yaml:3: acme.meta.terms_of_service_reagree: expected true or false"},
+    {"instance scheme", "acme:\n  meta:\n    terms_of_service: https://x.test/tos\n"
+                        "    terms_of_service_instance: mailto:tos@x.test\n",
+     "config.yaml:4: acme.meta.terms_of_service_instance: expected an http:// or https:// URL"},
+    {"terms with >", "acme:\n  meta:\n    terms_of_service: \"https://x.test/a>b\"\n",
+     "config.yaml:3: acme.meta.terms_of_service: expected a URL without <, > or \""},
+    {"terms too long", "acme:\n  meta:\n    terms_of_service: https://x.test/" A50 A50 A50 A50 A50
+                       A50 A50 A50 A50 A50 "\n",
+     "config.yaml:3: acme.meta.terms_of_service: expected a URL of at most 500 bytes"},
     {"several CAs, no policies", "cas:\n  a: {}\n  b: {}\n",
      "config.yaml: enrollment_policies.default: ca is required when more than one CA"},
     {"empty policies", "enrollment_policies: {}\n",

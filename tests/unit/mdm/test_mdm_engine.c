@@ -338,7 +338,7 @@ static void test_oauth2_token_reuse(void **state)
 struct many {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int done, allowed;
+    int done, allowed, stopped;
 };
 
 static void many_done(void *arg, const struct mdm_result *res)
@@ -347,6 +347,7 @@ static void many_done(void *arg, const struct mdm_result *res)
     pthread_mutex_lock(&m->mu);
     m->done++;
     m->allowed += res->verdict == MDM_ALLOW;
+    m->stopped += res->stopped && res->failed && res->verdict == MDM_DENY;
     pthread_cond_signal(&m->cv);
     pthread_mutex_unlock(&m->mu);
 }
@@ -412,6 +413,91 @@ static void test_stop_pending(void **state)
     assert_int_equal(m.allowed, 0);
 }
 
+static void wait_mock_requests(int n)
+{
+    for (int i = 0; i < 100 && mock_count("/api/v1/devices") < n; i++)
+        usleep(20 * 1000);
+    assert_true(mock_count("/api/v1/devices") >= n);
+}
+
+/*
+ * What a request outliving shutdown sees: the stop cuts a slow lookup short
+ * without a verdict (even where on_failure allows), then the stopped engine
+ * refuses lookups at once, without a callback, until it is freed.
+ */
+static void test_lookup_after_stop(void **state)
+{
+    struct many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct mdm_vars v = {.serial = "C02ABC123XYZ"};
+    struct mdm_result r;
+    char err[ERR_LEN];
+    int64_t t0;
+    SKIP_WITHOUT_MOCK();
+    mock_mode("{\"mode\":\"slow\",\"delay\":3}");
+    assert_int_equal(mdm_lookup(E.eng, "kandji_open", &v, many_done, &m, err), 0);
+    wait_mock_requests(1);
+    assert_false(mdm_engine_is_stopped(E.eng));
+    t0 = clk_mono_ms();
+    mdm_engine_stop(E.eng);
+    assert_true(clk_mono_ms() - t0 < 1000);
+    assert_int_equal(m.done, 1);
+    assert_int_equal(m.stopped, 1);
+    assert_int_equal(m.allowed, 0);
+    assert_true(mdm_engine_is_stopped(E.eng));
+    t0 = clk_mono_ms();
+    assert_int_equal(mdm_lookup(E.eng, "kandji_open", &v, many_done, &m, err), -1);
+    assert_string_equal(err, "the MDM engine is stopped");
+    assert_int_equal(mdm_lookup_wait(E.eng, "kandji", &v, &r, err), -1);
+    assert_null(r.reason);
+    mdm_engine_stop(E.eng);
+    assert_true(clk_mono_ms() - t0 < 200);
+    assert_int_equal(m.done, 1);
+}
+
+struct racer {
+    pthread_t th;
+    struct many *m;
+    int accepted;
+};
+
+static void *race_lookups(void *arg)
+{
+    struct racer *rc = arg;
+    struct mdm_vars v = {.serial = "C02ABC123XYZ"};
+    char err[ERR_LEN];
+    /* Bounded: every accepted lookup waits on the one fetch until the stop. */
+    while (rc->accepted < 20000 && mdm_lookup(E.eng, "kandji", &v, many_done, rc->m, err) == 0)
+        rc->accepted++;
+    return NULL;
+}
+
+/* Lookups racing the stop: each accepted one is answered exactly once before stop returns. */
+static void test_stop_race(void **state)
+{
+    struct many m = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct racer rc[4] = {0};
+    int accepted = 0, done;
+    SKIP_WITHOUT_MOCK();
+    mock_mode("{\"mode\":\"slow\",\"delay\":2}");
+    for (size_t i = 0; i < nitems(rc); i++) {
+        rc[i].m = &m;
+        assert_int_equal(pthread_create(&rc[i].th, NULL, race_lookups, &rc[i]), 0);
+    }
+    wait_mock_requests(1);
+    mdm_engine_stop(E.eng);
+    pthread_mutex_lock(&m.mu);
+    done = m.done;
+    pthread_mutex_unlock(&m.mu);
+    for (size_t i = 0; i < nitems(rc); i++) {
+        pthread_join(rc[i].th, NULL);
+        accepted += rc[i].accepted;
+    }
+    assert_true(accepted > 0);
+    assert_int_equal(done, accepted);
+    assert_int_equal(m.done, accepted);
+    assert_int_equal(m.allowed, 0);
+}
+
 int run_engine_tests(void);
 int run_engine_tests(void)
 {
@@ -425,6 +511,8 @@ int run_engine_tests(void)
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_secret, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_after_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_race, setup, teardown),
     };
     return cmocka_run_group_tests_name("mdm_engine", tests, group_setup, group_teardown);
 }

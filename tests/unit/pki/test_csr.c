@@ -133,6 +133,55 @@ static void test_csr_table(void **state)
     }
 }
 
+/* F-3: requested extensions the CA will not honour refuse the CSR; others are ignored. */
+static void test_csr_extensions(void **state)
+{
+    static const char *const dns[] = {"ext.example.com", NULL};
+    static const struct {
+        const char *name, *value; /* OpenSSL config syntax */
+        const char *refusal;      /* NULL: accepted; else a word of the reason */
+    } rows[] = {
+        {"basicConstraints", "critical,CA:TRUE", "cA=TRUE"},
+        {"basicConstraints", "CA:TRUE,pathlen:0", "cA=TRUE"},
+        {"basicConstraints", "critical,CA:FALSE", NULL},
+        {"keyUsage", "critical,digitalSignature,keyCertSign", NULL},
+        {"extendedKeyUsage", "critical,serverAuth", NULL},
+        {"1.2.3.4", "critical,DER:0500", "1.2.3.4"},
+        {"1.2.3.4", "DER:0500", NULL},
+        {"tlsfeature", "critical,status_request", "1.3.6.1.5.5.7.1.24"},
+        {"tlsfeature", "status_request", NULL},
+    };
+    char err[ERR_LEN];
+    EVP_PKEY *key = pki_key_generate(PKI_KEY_P256, err);
+    GENERAL_NAMES *gens = tp_san_round_trip(PKI_SAN_DNS, dns[0]);
+
+    for (size_t i = 0; i < nitems(rows); i++) {
+        STACK_OF(X509_EXTENSION) *more = sk_X509_EXTENSION_new_null();
+        X509_EXTENSION *ext = X509V3_EXT_nconf(NULL, NULL, rows[i].name, rows[i].value);
+        struct pki_csr csr;
+        size_t len = 0;
+        unsigned char *der;
+        int rc;
+
+        assert_non_null(ext);
+        sk_X509_EXTENSION_push(more, ext);
+        der = tp_csr_der_exts(key, NULL, gens, more, &len);
+        err[0] = '\0';
+        rc = pki_csr_parse(der, len, EC_ONLY, &csr, err);
+        print_message("csr extension: %s=%s -> %d %s\n", rows[i].name, rows[i].value, rc, err);
+        assert_int_equal(rc, rows[i].refusal == NULL ? 0 : -1);
+        if (rows[i].refusal != NULL)
+            assert_non_null(strstr(err, rows[i].refusal));
+        else
+            assert_list(csr.dns, csr.ndns, dns);
+        pki_csr_clear(&csr);
+        sk_X509_EXTENSION_pop_free(more, X509_EXTENSION_free);
+        free(der);
+    }
+    GENERAL_NAMES_free(gens);
+    EVP_PKEY_free(key);
+}
+
 static void test_perm_id_codec(void **state)
 {
     static const struct {
@@ -241,6 +290,7 @@ int test_pki_csr_run(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csr_fixture_names),
         cmocka_unit_test(test_csr_table),
+        cmocka_unit_test(test_csr_extensions),
         cmocka_unit_test(test_perm_id_codec),
     };
     return cmocka_run_group_tests_name("pki_csr", tests, NULL, NULL);

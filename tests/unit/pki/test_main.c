@@ -13,5 +13,6 @@ int main(void)
     failed += test_pki_template_run();
     failed += test_pki_hw_module_run();
     failed += test_pki_perm_id_run();
+    failed += test_pki_prp_run();
     return failed == 0 ? 0 : 1;
 }

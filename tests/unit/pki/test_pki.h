@@ -22,6 +22,7 @@ int test_pki_tlsalpn_run(void);
 int test_pki_template_run(void);
 int test_pki_hw_module_run(void);
 int test_pki_perm_id_run(void);
+int test_pki_prp_run(void);
 
 /* Reads a fixture file into a new buffer; fails the test when missing. */
 unsigned char *tp_fixture(const char *name, size_t *len);
@@ -34,6 +35,9 @@ struct pki_ca *tp_ca_new(char **dir);
 unsigned char *tp_csr_der(EVP_PKEY *key, const char *cn, const char *const *dns, size_t *len);
 /* The same with any SANs (borrowed; NULL or empty: no SAN extension). */
 unsigned char *tp_csr_der_sans(EVP_PKEY *key, const char *cn, GENERAL_NAMES *gens, size_t *len);
+/* The same with the extensions more (borrowed; NULL: none) after the SANs. */
+unsigned char *tp_csr_der_exts(EVP_PKEY *key, const char *cn, GENERAL_NAMES *gens,
+                               const STACK_OF(X509_EXTENSION) *more, size_t *len);
 /* The SAN pki/ builds for value, through a DER round trip of GeneralNames (one name). */
 GENERAL_NAMES *tp_san_round_trip(enum pki_san_type type, const char *value);
 /*

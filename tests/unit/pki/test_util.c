@@ -63,7 +63,14 @@ struct pki_ca *tp_ca_new(char **dirp)
 
 unsigned char *tp_csr_der_sans(EVP_PKEY *key, const char *cn, GENERAL_NAMES *gens, size_t *len)
 {
+    return tp_csr_der_exts(key, cn, gens, NULL, len);
+}
+
+unsigned char *tp_csr_der_exts(EVP_PKEY *key, const char *cn, GENERAL_NAMES *gens,
+                               const STACK_OF(X509_EXTENSION) *more, size_t *len)
+{
     X509_REQ *req = X509_REQ_new();
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
     assert_non_null(req);
     assert_int_equal(X509_REQ_set_pubkey(req, key), 1);
     if (cn != NULL)
@@ -71,12 +78,13 @@ unsigned char *tp_csr_der_sans(EVP_PKEY *key, const char *cn, GENERAL_NAMES *gen
                                                     MBSTRING_UTF8, (const unsigned char *)cn, -1,
                                                     -1, 0),
                          1);
-    if (gens != NULL && sk_GENERAL_NAME_num(gens) > 0) {
-        STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    if (gens != NULL && sk_GENERAL_NAME_num(gens) > 0)
         X509V3_add1_i2d(&exts, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT);
+    for (int i = 0; i < sk_X509_EXTENSION_num(more); i++)
+        X509v3_add_ext(&exts, sk_X509_EXTENSION_value(more, i), -1);
+    if (sk_X509_EXTENSION_num(exts) > 0)
         assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
-        sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    }
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     const EVP_MD *md = EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
     assert_true(X509_REQ_sign(req, key, md) > 0);
     unsigned char *der = NULL;
