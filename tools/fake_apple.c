@@ -118,7 +118,7 @@ static int pem_write(const char *path, X509 *x, char err[ERR_LEN])
 {
     FILE *fp = fopen(path, "we");
     if (fp == NULL || !PEM_write_X509(fp, x)) {
-        snprintf(err, ERR_LEN, "cannot write %s", path);
+        snprintf(err, ERR_LEN, "cannot write %.200s", path);
         if (fp != NULL)
             fclose(fp);
         return -1;
@@ -133,7 +133,7 @@ static X509 *pem_read(const char *path, char err[ERR_LEN])
     if (fp != NULL)
         fclose(fp);
     if (x == NULL)
-        snprintf(err, ERR_LEN, "cannot read a certificate from %s", path);
+        snprintf(err, ERR_LEN, "cannot read a certificate from %.200s", path);
     return x;
 }
 
