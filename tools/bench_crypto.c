@@ -323,7 +323,7 @@ double bench_crypto_flow_us(const struct bench_crypto *c, double posts)
 
 void bench_crypto_print(const struct bench_crypto *c, double posts)
 {
-    printf("server-side crypto per device flow (this machine, one core):\n");
+    printf("server-side crypto per device flow (this machine, CPU time per operation):\n");
     printf("  %-44s %8.1f us x %.1f\n", "ES256 JWS verification", c->jws_verify_us, posts);
     printf("  %-44s %8.1f us\n", "attestation leaf by sub CA (P-384)", c->leaf_verify_us);
     printf("  %-44s %8.1f us (once per process, not counted)\n", "sub CA by root (P-384)",
