@@ -110,6 +110,15 @@ struct acme_validation {
 typedef void acme_validate_fn(void *arg, struct acme_validation *v);
 
 /*
+ * Provided by the server (optional): the client re-POSTed its response to
+ * chall_id while a retry after a failed try waits (RFC 8555 §8.2, CH-6), so
+ * run that retry now. Adds no try; ignored when no retry of chall_id waits
+ * (a try in flight, settled, none left). Thread-safe, never blocks, never
+ * calls back synchronously; gets validate_arg; chall_id is borrowed.
+ */
+typedef void acme_retry_now_fn(void *arg, const char *chall_id);
+
+/*
  * Something an operator wants to know about, after it is durable:
  * type is "certificate.issued", "enrollment.denied" or "certificate.revoked";
  * json is a complete JSON object describing it (borrowed for the call).
@@ -137,6 +146,7 @@ struct acme_deps {
     const char *base_url;             /* "https://localhost:8443", no trailing slash */
     acme_validate_fn *validate;
     void *validate_arg;
+    acme_retry_now_fn *retry_now;     /* NULL: a re-POST never brings a retry forward */
     struct mdm_engine *mdm;           /* borrowed; NULL when no signal source is configured */
     acme_event_fn *event;             /* NULL = no event sink */
     void *event_arg;

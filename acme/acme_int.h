@@ -51,6 +51,7 @@ struct acme_ctx {
     char *base_url;
     acme_validate_fn *validate;
     void *validate_arg;
+    acme_retry_now_fn *retry_now;  /* or NULL; gets validate_arg */
     struct acme_nonces *nonces;
     struct acme_ratelimit *rate;   /* orders per account per hour */
     struct acme_cwait *cwait;      /* challenge answers waiting for their validation */

@@ -11,7 +11,7 @@
  *   order: {"policy","identifiers":[{type,value}],"authorizations":[ids],
  *           "notBefore"?,"notAfter"?,"error"?,"certificate"?,"replaces"?}
  *   authz: {"policy","order","identifier":{type,value},"wildcard"?,
- *           "challenges":[{id,type,token,status,validated?,keyAuthz?,error?,retryAt?}],
+ *           "challenges":[{id,type,token,status,validated?,keyAuthz?,error?,retryAt?,earlyAt?}],
  *           "attestation"?:{serial,udid,os_version,sepos_version,spki_sha256},
  *           "decision"?:{allowed,reason,roles:[..],mdm:{SOURCE:{ATTR:value}}},
  *           "approval"?:{state,reason?,at?}}
@@ -78,6 +78,8 @@ struct acme_chall {
     cJSON *error;        /* problem document (owned) or NULL */
     int64_t retry_at;    /* processing after a failed try: when the next one is due
                             (seconds since the epoch), else 0; never sent to clients */
+    int64_t early_at;    /* when a re-POST last brought a retry forward (CH-6), else 0;
+                            never sent to clients */
 };
 
 struct acme_authz {

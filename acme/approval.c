@@ -96,7 +96,8 @@ acme_approval_poll(struct acme_ctx *ctx, struct acme_authz *a, struct acme_probl
     else
         snprintf(reason, sizeof(reason), "policy %s: denied by an administrator: %s", a->policy,
                  a->approval_reason[0] != '\0' ? a->approval_reason : "no reason given");
-    acme_problem_set(&fail, "unauthorized", 403, "%s", reason);
+    /* An administrator's no is policy refusing this device (E-18), like pol_admit's. */
+    acme_problem_set(&fail, "rejectedIdentifier", 403, "%s", reason);
     decision_roles(a, &roles);
     au.stage = "approval";
     au.allowed = ok;

@@ -301,6 +301,7 @@ chall_parse(const cJSON *c, struct acme_chall *ch)
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(c, "validated");
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(c, "error");
     const cJSON *retry = cJSON_GetObjectItemCaseSensitive(c, "retryAt");
+    const cJSON *early = cJSON_GetObjectItemCaseSensitive(c, "earlyAt");
     size_t i;
 
     for (i = 0; type != NULL && i < ACME_CH__MAX; i++)
@@ -316,6 +317,7 @@ chall_parse(const cJSON *c, struct acme_chall *ch)
     ch->validated = cJSON_IsNumber(n) ? (int64_t)n->valuedouble : 0;
     ch->error = cJSON_IsObject(err) ? cJSON_Duplicate(err, 1) : NULL;
     ch->retry_at = cJSON_IsNumber(retry) ? (int64_t)retry->valuedouble : 0;
+    ch->early_at = cJSON_IsNumber(early) ? (int64_t)early->valuedouble : 0;
     return 0;
 }
 
@@ -421,6 +423,8 @@ acme_authz_rec(const struct acme_authz *a, struct store_rec *rec, char **data)
             cJSON_AddItemToObject(c, "error", cJSON_Duplicate(a->ch[i].error, 1));
         if (a->ch[i].retry_at != 0)
             cJSON_AddNumberToObject(c, "retryAt", (double)a->ch[i].retry_at);
+        if (a->ch[i].early_at != 0)
+            cJSON_AddNumberToObject(c, "earlyAt", (double)a->ch[i].early_at);
         cJSON_AddItemToArray(chs, c);
     }
     if (a->att.present) {

@@ -7,7 +7,9 @@
  * A failed try the validator repeats leaves the challenge `processing` with
  * that try's problem as its `error` and the next try's time (CH-5). RFC 8555
  * §8 ties `error` to `invalid`, §8.2 asks for it during retries (checklist
- * note 27.1): attesta shows it, and only `invalid` is final.
+ * note 27.1): attesta shows it, and only `invalid` is final. A client that
+ * re-POSTs its response while such a retry waits gets it run at once, at most
+ * once per CFG_EARLY_RETRY_GAP (CH-6).
  */
 #include "acme/acme_res_int.h"
 
@@ -122,6 +124,7 @@ apply_result(struct acme_ctx *ctx, struct acme_authz *a, size_t idx, struct acme
     cJSON_Delete(ch->error);
     ch->error = NULL;
     ch->retry_at = 0;
+    ch->early_at = 0;
     if (s->decision != NULL) {
         cJSON_Delete(a->decision);
         a->decision = cJSON_Duplicate(s->decision, 1);
@@ -368,13 +371,43 @@ start_once(struct acme_rq *rq, struct acme_authz *a, const char *chall_id,
 }
 
 /*
- * Hands the started validation out and, when acme.challenges.answer_wait allows and a
- * waiter slot is free, waits for it to settle, then rereads *a so the answer
- * shows the challenge as stored now (S-10: valid, or invalid with its error;
- * still processing when the bound passed). Runs on a pool thread (acme_handle).
+ * CH-6: a re-POST while a retry waits asks for that retry now. The stamp lives
+ * in the stored challenge, so concurrent re-POSTs race on the authz version
+ * and one wins, and the limit holds across reloads. The next try is due now,
+ * which makes Retry-After the poll interval until that try's notice.
+ * 0 brought forward, 1 conflict, 2 nothing waits or too soon, -1.
+ */
+static int
+early_once(struct acme_rq *rq, struct acme_authz *a, const char *chall_id,
+           struct acme_problem *prob)
+{
+    int64_t now = clk_now(), gap = CFG_EARLY_RETRY_GAP(rq->ctx->cfg->acme.validation_retry_delay);
+    struct acme_chall *ch;
+    int idx = acme_authz_find_chall(a, chall_id);
+
+    if (idx < 0)
+        return -1;
+    ch = &a->ch[idx];
+    /* retry_at <= now: the retry is due, so it has started or is about to. */
+    if (rq->ctx->retry_now == NULL || strcmp(acme_authz_status(a), "pending") != 0 ||
+        strcmp(ch->status, "processing") != 0 || ch->retry_at <= now)
+        return 2;
+    if (ch->early_at != 0 && now - ch->early_at < gap)
+        return 2;
+    ch->early_at = now;
+    ch->retry_at = now;
+    return authz_commit(rq->ctx, a, "bringing a retry forward", prob);
+}
+
+/*
+ * Hands the started validation out (early: asks for its waiting retry now)
+ * and, when acme.challenges.answer_wait allows and a waiter slot is free,
+ * waits for it to settle, then rereads *a so the answer shows the challenge
+ * as stored now (S-10: valid, or invalid with its error; still processing
+ * when the bound passed). Runs on a pool thread (acme_handle).
  */
 static void
-validate_and_wait(struct acme_rq *rq, struct acme_authz *a, size_t idx)
+validate_and_wait(struct acme_rq *rq, struct acme_authz *a, size_t idx, bool early)
 {
     struct acme_ctx *ctx = rq->ctx;
     struct acme_cwaiter me;
@@ -385,8 +418,11 @@ validate_and_wait(struct acme_rq *rq, struct acme_authz *a, size_t idx)
                    acme_cwait_enter(ctx->cwait, &me, a->ch[idx].id) == 0;
     int late;
 
-    /* The validator owns v from here and calls acme_validation_done later. */
-    ctx->validate(ctx->validate_arg, acme_validation_build(a, &a->ch[idx]));
+    /* The validator owns v from here and calls acme_validation_done later (early: no v). */
+    if (early)
+        ctx->retry_now(ctx->validate_arg, a->ch[idx].id);
+    else
+        ctx->validate(ctx->validate_arg, acme_validation_build(a, &a->ch[idx]));
     if (!waiting)
         return;
     late = acme_cwait_wait(ctx->cwait, &me, ctx->cfg->acme.challenge_wait);
@@ -408,6 +444,7 @@ respond_network(struct acme_rq *rq, struct acme_authz *a, struct acme_problem *p
 {
     char chall_id[ACME_MAX_ID + 1], authz_id[ACME_MAX_ID];
     int i, rc = 1, idx;
+    bool early = false;
 
     acme_strlcpy(chall_id, rq->id2, sizeof(chall_id));
     acme_strlcpy(authz_id, a->id, sizeof(authz_id));
@@ -417,6 +454,9 @@ respond_network(struct acme_rq *rq, struct acme_authz *a, struct acme_problem *p
     }
     for (i = 0; i < ACME_COMMIT_TRIES && rc == 1; i++) {
         rc = start_once(rq, a, chall_id, prob);
+        early = rc == 2;
+        if (early)
+            rc = early_once(rq, a, chall_id, prob);
         if (rc != 1)
             break;
         acme_authz_clear(a);
@@ -430,9 +470,10 @@ respond_network(struct acme_rq *rq, struct acme_authz *a, struct acme_problem *p
     }
     if (rc == 0) {
         idx = acme_authz_find_chall(a, chall_id);
-        log_info("acme", "authz %s challenge %s %s started", a->id, chall_id,
-                 acme_chall_type_str[a->ch[idx].type]);
-        validate_and_wait(rq, a, (size_t)idx);
+        log_info("acme", "authz %s challenge %s %s %s", a->id, chall_id,
+                 acme_chall_type_str[a->ch[idx].type],
+                 early ? "retry brought forward" : "started");
+        validate_and_wait(rq, a, (size_t)idx, early);
     }
     idx = acme_authz_find_chall(a, chall_id);
     if (idx < 0) {

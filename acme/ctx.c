@@ -142,6 +142,7 @@ acme_ctx_new(const struct acme_deps *deps, char err[ERR_LEN])
     ctx->base_url = xstrndup(deps->base_url, blen);
     ctx->validate = deps->validate;
     ctx->validate_arg = deps->validate_arg;
+    ctx->retry_now = deps->retry_now;
     ctx->mdm = deps->mdm;
     ctx->event = deps->event;
     ctx->event_arg = deps->event_arg;

@@ -111,6 +111,25 @@ acme_decision_input(const cJSON *decision, struct pol_mdm *mdm, size_t maxmdm,
     return 0;
 }
 
+/*
+ * The problem type of a refusal. pol_admit reports the first source, in
+ * policy order, that did not allow (check_sources). When that source could
+ * not answer, on_failure refused for an outage, not for this device: the
+ * identifier may be fine next time, so it stays `unauthorized`. Otherwise
+ * the device was judged and refused, which E-18 calls rejectedIdentifier.
+ */
+static const char *
+refusal_type(const struct mdm_result *res, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (res[i].verdict != MDM_ALLOW)
+            return res[i].failed ? "unauthorized" : "rejectedIdentifier";
+    }
+    return "rejectedIdentifier";
+}
+
 /* Runs pol_admit and settles the outcome (with att when given) in one commit. */
 static int
 decide(struct acme_ctx *ctx, const struct acme_authz *a, size_t idx,
@@ -153,7 +172,7 @@ decide(struct acme_ctx *ctx, const struct acme_authz *a, size_t idx,
     }
     (void)pol_admit(ctx->cfg, pol, &in, &dec);
     d = decision_json(&dec, res, n);
-    acme_problem_set(&fail, "unauthorized", 403, "%s", dec.reason);
+    acme_problem_set(&fail, refusal_type(res, n), 403, "%s", dec.reason);
     au.stage = "admission";
     au.allowed = dec.allowed;
     au.lookup = known->present && known->serial[0] != '\0' ? known->serial : a->ident.value;
@@ -319,8 +338,11 @@ acme_device_admit(struct acme_rq *rq, struct acme_authz *a, size_t idx,
             goto out;
         ni = acme_authz_find_chall(&done, a->ch[idx].id);
         if (d == 1 && ni >= 0 && done.ch[ni].error != NULL) {
-            /* Refused now: the device learns why in this answer, like any refusal. */
-            acme_problem_set(prob, "unauthorized", 403, "%s",
+            /*
+             * Refused now: the device learns why in this answer, like any
+             * refusal. No source was asked, so only policy can have refused.
+             */
+            acme_problem_set(prob, "rejectedIdentifier", 403, "%s",
                              acme_json_str(done.ch[ni].error, "detail"));
             goto out;
         }

@@ -39,14 +39,42 @@ out:
     return rc;
 }
 
-/* K-9: 409 with Location when another account (or this one) already holds the key. */
+/*
+ * Loads the account holding thumbprint in any configured policy, this one
+ * first. Rows are keyed "<policy>:<thumbprint>", so the store's uniqueness
+ * only guards one policy; SEC-7 wants one key per account server-wide (the
+ * same reading as acme_account_key_in_use). 0 found, 1 none, -1 error.
+ */
+static int
+find_key_holder(struct acme_rq *rq, const char *thumbprint, struct acme_account *out,
+                struct acme_problem *prob)
+{
+    const struct cfg *cfg = rq->ctx->cfg;
+    const char *pol;
+    size_t i;
+    int found = acme_account_find_by_thumbprint(rq->ctx, rq->policy->name, thumbprint, out, prob);
+
+    for (i = 0; found == 1 && i < cfg->npolicies; i++) {
+        pol = cfg->policies[i].name;
+        if (strcmp(pol, rq->policy->name) != 0)
+            found = acme_account_find_by_thumbprint(rq->ctx, pol, thumbprint, out, prob);
+    }
+    return found;
+}
+
+/*
+ * K-9: 409 with Location when another account (or this one) already holds
+ * the key. A holder under another policy gets the same answer, its URL
+ * under its own directory: that is where the account lives, and the inner
+ * JWS proved possession of the key, whose holder could find that account
+ * anyway (newAccount onlyReturnExisting there), so the URL tells nothing new.
+ */
 static int
 check_key_unused(struct acme_rq *rq, const char *thumbprint, struct acme_problem *prob)
 {
     struct acme_account other = {0};
     char *loc;
-    int found = acme_account_find_by_thumbprint(rq->ctx, rq->policy->name, thumbprint, &other,
-                                                prob);
+    int found = find_key_holder(rq, thumbprint, &other, prob);
 
     if (found < 0)
         return -1;

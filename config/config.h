@@ -55,6 +55,14 @@ struct cfg_storage {
     char *dsn_env;                /* postgres: env var holding the libpq DSN */
 };
 
+/*
+ * CH-6: seconds that must pass between two client-triggered retries of one
+ * challenge (a re-POST while a retry waits), from acme.challenges.retry_delay:
+ * half the operator's chosen spacing, at least 1 s. acme/ and the validator
+ * both apply it (docs/configuration.md).
+ */
+#define CFG_EARLY_RETRY_GAP(retry_delay) ((retry_delay) / 2 > 1 ? (retry_delay) / 2 : 1)
+
 struct cfg_acme {
     char *resolver;           /* "host:port" for dns-01 and target lookups; NULL = system */
     int http01_port;          /* default 80 */

@@ -105,6 +105,14 @@ static void on_validate(void *arg, struct acme_validation *v)
     }
 }
 
+/* CH-6: the request holds g; a validator already stopped drops the ask (nothing runs). */
+static void on_retry_now(void *arg, const char *chall_id)
+{
+    struct srv_gen *g = arg;
+    if (srv_validator_retry_now(g->val, chall_id) != 0)
+        log_debug("server", "challenge %s: retry not brought forward: shutting down", chall_id);
+}
+
 static void val_job_run(void *arg)
 {
     struct val_job *j = arg;
@@ -298,6 +306,7 @@ static int gen_build(void *arg, struct srv_gen *g, const struct acme_ctx *share,
     deps.base_url = s->base_url;
     deps.validate = on_validate;
     deps.validate_arg = g;
+    deps.retry_now = on_retry_now;
     deps.mdm = g->mdm;
     deps.defer = on_defer;
     deps.defer_arg = g;

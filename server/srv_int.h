@@ -61,6 +61,15 @@ struct srv_validator *srv_validator_new(const struct cfg_acme *acme, srv_validat
  */
 int srv_validator_submit(struct srv_validator *val, struct acme_validation *v);
 /*
+ * CH-6: asks the loop to start the retry chall_id waits for now (thread-safe,
+ * never blocks, never calls back synchronously; chall_id is copied). Only a
+ * retry waiting out acme->validation_retry_delay moves, so no try is added,
+ * and one job moves at most once per CFG_EARLY_RETRY_GAP (less a second of
+ * slack for acme/'s whole-second stamp); anything else is ignored. 0 queued,
+ * -1 once srv_validator_stop ran.
+ */
+int srv_validator_retry_now(struct srv_validator *val, const char *chall_id);
+/*
  * Stops the thread; validations queued or running are dropped (recovered at
  * next start) and no callback runs afterwards. val stays valid for submit,
  * which then refuses, so threads still holding it need no other lock.

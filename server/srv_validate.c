@@ -5,8 +5,9 @@
  * validation_attempts tries, each bounded by validation_timeout and spaced by
  * validation_retry_delay, all on loop timers (nothing here ever sleeps), then
  * hands the verdict to the done callback; each failed try that another
- * follows goes to the retry callback first. The per-type probes live in
- * srv_validate_{http,dns,tls}.c.
+ * follows goes to the retry callback first; srv_validator_retry_now() lets a
+ * client's re-POST start a waiting retry early (CH-6). The per-type probes
+ * live in srv_validate_{http,dns,tls}.c.
  */
 #include "server/srv_validate_int.h"
 
@@ -32,10 +33,17 @@
 /* Builds the SSL_CTX the tls-alpn-01 probe uses (srv_validate_tls.c). */
 SSL_CTX *srv_vtls_ctx_new(char err[ERR_LEN]);
 
+/* A retry-now request on its way to the loop. */
+struct srv_vearly {
+    char chall_id[sizeof(((struct acme_validation *)0)->chall_id)];
+    struct srv_vearly *next;
+};
+
 struct srv_validator {
     struct sockaddr_storage resolver;
     int http_port, tls_port;
     int attempts, timeout_s, retry_delay_s;
+    int64_t early_gap_ms;         /* least spacing of two early retries of one job */
     srv_validation_done_fn *done;
     srv_validation_retry_fn *retry; /* or NULL */
     void *cb_arg;
@@ -44,8 +52,9 @@ struct srv_validator {
     SSL_CTX *ssl;
     pthread_t thread;
     bool thread_started;
-    pthread_mutex_t mu;           /* guards pending and stopping */
+    pthread_mutex_t mu;           /* guards pending, early and stopping */
     struct srv_vjob *pending;     /* submitted, not yet seen by the loop */
+    struct srv_vearly *early;     /* retry-now requests, not yet seen by the loop */
     bool stopping;                /* set once by srv_validator_stop; submit refuses */
     struct srv_vjob *jobs;        /* live jobs, loop thread only */
 };
@@ -239,19 +248,65 @@ static void vjob_timeout_cb(evutil_socket_t fd, short what, void *arg)
         srv_vjob_finish(job, false, "connection", "Timeout after connect (no answer in %ds)", t);
 }
 
+static void early_free_list(struct srv_vearly *e)
+{
+    struct srv_vearly *next;
+
+    for (; e != NULL; e = next) {
+        next = e->next;
+        free(e);
+    }
+}
+
+/*
+ * Loop thread: starts the retry the job of e->chall_id waits for now. A job
+ * past its first try with step_start set waits out the retry delay and
+ * nothing else; starting that try early leaves attempt, and so the number of
+ * tries, as it was.
+ */
+static void vjob_retry_now(struct srv_validator *val, const struct srv_vearly *e)
+{
+    struct timeval now = {0, 0};
+    struct srv_vjob *job = val->jobs;
+    int64_t t = clk_mono_ms();
+
+    while (job != NULL && strcmp(job->v->chall_id, e->chall_id) != 0)
+        job = job->next;
+    if (job == NULL || !job->step_start || job->attempt < 1 ||
+        !evtimer_pending(job->step_ev, NULL)) {
+        log_debug("validate", "challenge %s: no retry waits, nothing to bring forward",
+                  e->chall_id);
+        return;
+    }
+    if (job->early_ms != 0 && t - job->early_ms < val->early_gap_ms) {
+        log_debug("validate", "challenge %s: retry brought forward %lld ms ago, not again yet",
+                  e->chall_id, (long long)(t - job->early_ms));
+        return;
+    }
+    job->early_ms = t;
+    log_info("validate", "challenge %s (%s): client asked, try %d starts now", e->chall_id,
+             job->v->identifier, job->attempt + 1);
+    evtimer_del(job->step_ev);
+    evtimer_add(job->step_ev, &now);
+}
+
 /* Loop thread: takes the submitted validations and starts their first try. */
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct srv_validator *val = arg;
     struct srv_vjob *list, *next;
+    struct srv_vearly *early, *e;
     bool stopping;
 
     pthread_mutex_lock(&val->mu);
     list = val->pending;
     val->pending = NULL;
+    early = val->early;
+    val->early = NULL;
     stopping = val->stopping;
     pthread_mutex_unlock(&val->mu);
     if (stopping) {
+        early_free_list(early);
         event_base_loopbreak(val->base);
         /* Dropped; the server recovers them at its next start. */
         for (; list != NULL; list = next) {
@@ -271,6 +326,10 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         list->step_start = true;
         vjob_step_cb(-1, 0, list);
     }
+    /* After the new jobs: a request may be for one submitted just before it. */
+    for (e = early; e != NULL; e = e->next)
+        vjob_retry_now(val, e);
+    early_free_list(early);
 }
 
 static void *validator_main(void *arg)
@@ -303,6 +362,8 @@ struct srv_validator *srv_validator_new(const struct cfg_acme *acme, srv_validat
     val->attempts = acme->validation_attempts > 0 ? acme->validation_attempts : 1;
     val->timeout_s = acme->validation_timeout > 0 ? acme->validation_timeout : 10;
     val->retry_delay_s = acme->validation_retry_delay >= 0 ? acme->validation_retry_delay : 0;
+    /* acme/ stamps whole seconds: a second less here never refuses what it allowed. */
+    val->early_gap_ms = (int64_t)(CFG_EARLY_RETRY_GAP(val->retry_delay_s) - 1) * 1000;
     if (srv_dns_server_parse(acme->resolver, RESOLV_CONF, &val->resolver, err) != 0)
         goto err;
     /* event_active() from submitting threads needs libevent's locking. */
@@ -355,6 +416,27 @@ int srv_validator_submit(struct srv_validator *val, struct acme_validation *v)
     return 0;
 }
 
+int srv_validator_retry_now(struct srv_validator *val, const char *chall_id)
+{
+    struct srv_vearly *e = xcalloc(1, sizeof(*e));
+    bool stopping;
+
+    snprintf(e->chall_id, sizeof(e->chall_id), "%s", chall_id);
+    pthread_mutex_lock(&val->mu);
+    stopping = val->stopping;
+    if (!stopping) {
+        e->next = val->early;
+        val->early = e;
+    }
+    pthread_mutex_unlock(&val->mu);
+    if (stopping) {
+        free(e);
+        return -1;
+    }
+    event_active(val->wake_ev, EV_READ, 0);
+    return 0;
+}
+
 void srv_validator_stop(struct srv_validator *val)
 {
     struct srv_vjob *job, *next, *pending;
@@ -377,6 +459,8 @@ void srv_validator_stop(struct srv_validator *val)
     pthread_mutex_lock(&val->mu);
     pending = val->pending;
     val->pending = NULL;
+    early_free_list(val->early);
+    val->early = NULL;
     pthread_mutex_unlock(&val->mu);
     for (job = pending; job != NULL; job = next) {
         next = job->next;

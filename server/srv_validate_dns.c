@@ -26,6 +26,8 @@
 #define DNS_MAX_RR 32       /* answer records examined */
 #define DNS_MAX_CHAIN 8     /* CNAME hops followed */
 #define DNS_CLASS_IN 1
+#define DNS_TYPE_OPT 41
+#define DNS_OPT_LEN 11      /* root owner, type, payload size, TTL, empty rdata */
 #define DNS_RESEND_MS 1000
 
 static void set_err(char err[ERR_LEN], const char *msg)
@@ -59,7 +61,7 @@ int srv_dns_query_fmt(uint16_t id, const char *name, enum srv_dns_type type, uns
     size_t o = DNS_HDR_LEN;
     const char *p;
 
-    if (name_trim(name, nm) != 0 || outlen < DNS_HDR_LEN + strlen(nm) + 2 + 4) {
+    if (name_trim(name, nm) != 0 || outlen < DNS_HDR_LEN + strlen(nm) + 2 + 4 + DNS_OPT_LEN) {
         set_err(err, "DNS name empty or too long");
         return -1;
     }
@@ -68,6 +70,7 @@ int srv_dns_query_fmt(uint16_t id, const char *name, enum srv_dns_type type, uns
     out[1] = (unsigned char)id;
     out[2] = 0x01; /* RD: we ask a recursive resolver */
     out[5] = 1;    /* QDCOUNT */
+    out[11] = 1;   /* ARCOUNT: the OPT record */
     p = nm;
     while (*p != '\0') {
         const char *dot = strchr(p, '.');
@@ -88,6 +91,12 @@ int srv_dns_query_fmt(uint16_t id, const char *name, enum srv_dns_type type, uns
     out[o++] = (unsigned char)type;
     out[o++] = 0;
     out[o++] = DNS_CLASS_IN;
+    /* EDNS0 (RFC 6891): answers up to the flag-day size come over UDP, not TC. */
+    memset(out + o, 0, DNS_OPT_LEN);
+    out[o + 2] = DNS_TYPE_OPT;
+    out[o + 3] = (unsigned char)(SRV_DNS_EDNS_UDP >> 8);
+    out[o + 4] = (unsigned char)(SRV_DNS_EDNS_UDP & 0xff);
+    o += DNS_OPT_LEN;
     *len = o;
     return 0;
 }
@@ -160,9 +169,66 @@ static int read_name(const unsigned char *msg, size_t len, size_t *off, char *ou
 struct dns_rr {
     char owner[SRV_DNS_NAME_MAX + 1];
     uint16_t type;
+    uint16_t cls;
     size_t rdoff;
     uint16_t rdlen;
 };
+
+/* Reads the record at *off, its rdata bounded by the message, and moves past it. */
+static int rr_read(const unsigned char *msg, size_t len, size_t *off, struct dns_rr *rr,
+                   char err[ERR_LEN])
+{
+    if (read_name(msg, len, off, rr->owner, err) != 0)
+        return -1;
+    if (*off + 10 > len) {
+        set_err(err, "malformed DNS response: truncated record");
+        return -1;
+    }
+    rr->type = rd16(msg + *off);
+    rr->cls = rd16(msg + *off + 2);
+    rr->rdlen = rd16(msg + *off + 8);
+    rr->rdoff = *off + 10;
+    if (rr->rdlen > len - rr->rdoff) {
+        set_err(err, "malformed DNS response: rdlength past the message");
+        return -1;
+    }
+    *off = rr->rdoff + rr->rdlen;
+    return 0;
+}
+
+/*
+ * Walks every section from off, keeping class-IN answer records in rrs.
+ * Trailing bytes mean counts and data disagree: a bad length like any other.
+ * One root-owned OPT may sit in the additional section (RFC 6891 §6.1.1).
+ */
+static int sections_read(const unsigned char *msg, size_t len, size_t off, struct dns_rr *rrs,
+                         size_t *nrr, int *rcode, char err[ERR_LEN])
+{
+    unsigned an = rd16(msg + 6), an_ns = an + rd16(msg + 8), all = an_ns + rd16(msg + 10);
+    bool opt = false;
+
+    *nrr = 0;
+    for (unsigned i = 0; i < all; i++) {
+        struct dns_rr rr;
+        if (rr_read(msg, len, &off, &rr, err) != 0)
+            return -1;
+        if (rr.type == DNS_TYPE_OPT) {
+            if (i < an_ns || opt || rr.owner[0] != '\0') {
+                set_err(err, "malformed DNS response: misplaced OPT record");
+                return -1;
+            }
+            opt = true;
+            *rcode |= msg[rr.rdoff - 6] << 4; /* TTL's first byte: EXTENDED-RCODE */
+        } else if (i < an && rr.cls == DNS_CLASS_IN && *nrr < DNS_MAX_RR) {
+            rrs[(*nrr)++] = rr;
+        }
+    }
+    if (off != len) {
+        set_err(err, "malformed DNS response: trailing bytes after the last record");
+        return -1;
+    }
+    return 0;
+}
 
 /* Concatenates the character-strings of one TXT rdata into out. 0/-1. */
 static int txt_read(const unsigned char *rd, size_t rdlen, char *out, char err[ERR_LEN])
@@ -267,29 +333,13 @@ int srv_dns_answer_parse(const unsigned char *msg, size_t len, uint16_t id, cons
     if (strcasecmp(qname, want) != 0 || rd16(msg + off) != (uint16_t)type)
         return 1;
     off += 4;
+    /* Its records are never used (the query goes again over TCP), so they need no parsing. */
+    if (out->truncated)
+        return 0;
+    if (sections_read(msg, len, off, rrs, &nrr, &out->rcode, err) != 0)
+        return -1;
     if (out->rcode != SRV_DNS_NOERROR)
         return 0;
-    unsigned an = rd16(msg + 6);
-    for (unsigned i = 0; i < an; i++) {
-        struct dns_rr rr;
-        if (read_name(msg, len, &off, rr.owner, err) != 0)
-            return -1;
-        if (off + 10 > len) {
-            set_err(err, "malformed DNS response: truncated record");
-            return -1;
-        }
-        rr.type = rd16(msg + off);
-        uint16_t cls = rd16(msg + off + 2);
-        rr.rdlen = rd16(msg + off + 8);
-        rr.rdoff = off + 10;
-        if (rr.rdlen > len - rr.rdoff) {
-            set_err(err, "malformed DNS response: rdlength past the message");
-            return -1;
-        }
-        off = rr.rdoff + rr.rdlen;
-        if (cls == DNS_CLASS_IN && nrr < DNS_MAX_RR)
-            rrs[nrr++] = rr;
-    }
     return answer_collect(msg, rrs, nrr, want, type, out, err);
 }
 
@@ -356,10 +406,13 @@ struct srv_dnsq {
     evutil_socket_t fd;
     struct event *rd_ev;
     struct event *resend_ev;
+    struct event_base *base;
+    struct sockaddr_storage ns;
+    struct srv_dnstcp *tcp;     /* set once a TC answer moved the query to TCP */
     uint16_t id;
     enum srv_dns_type type;
     char name[SRV_DNS_NAME_MAX + 1];
-    unsigned char query[SRV_DNS_NAME_MAX + 32];
+    unsigned char query[SRV_DNS_QUERY_MAX];
     size_t qlen;
     srv_dnsq_done_fn *done;
     void *arg;
@@ -371,6 +424,45 @@ static void dnsq_resend_cb(evutil_socket_t fd, short what, void *arg)
     /* A lost datagram is normal for UDP; the try timer bounds the total wait. */
     if (send(q->fd, q->query, q->qlen, 0) < 0)
         log_debug("validate", "DNS resend for %s: %s", q->name, strerror(errno));
+}
+
+static void dnsq_tcp_done(void *arg, const unsigned char *msg, size_t len, const char *terr)
+{
+    struct srv_dnsq *q = arg;
+    char err[ERR_LEN] = "";
+    struct srv_dns_answer *ans = NULL;
+    int rc = -1;
+
+    if (terr != NULL) {
+        snprintf(err, sizeof(err), "DNS query for %.128s: %s", q->name, terr);
+        goto out;
+    }
+    ans = xmalloc(sizeof(*ans));
+    rc = srv_dns_answer_parse(msg, len, q->id, q->name, q->type, ans, err);
+    /* Unlike a stray datagram, the only message on our connection cannot be ignored. */
+    if (rc == 1 || (rc == 0 && ans->truncated)) {
+        snprintf(err, sizeof(err), "DNS answer over TCP for %.128s: %s", q->name,
+                 rc == 1 ? "id or question does not match the query" : "truncated");
+        rc = -1;
+    }
+out:
+    /* done may free q, and with it msg: touch neither afterwards. */
+    q->done(q->arg, rc == 0 ? ans : NULL, rc == 0 ? NULL : err);
+    free(ans);
+}
+
+/* TC: the answer did not fit in UDP; ask the same resolver again over TCP (RFC 7766 §5). */
+static void dnsq_to_tcp(struct srv_dnsq *q)
+{
+    char err[ERR_LEN];
+
+    /* The UDP exchange is over: no more resends, and late datagrams are not read. */
+    event_del(q->rd_ev);
+    event_del(q->resend_ev);
+    log_debug("validate", "DNS answer for %s truncated, retrying over TCP", q->name);
+    q->tcp = srv_dnstcp_start(q->base, &q->ns, q->query, q->qlen, dnsq_tcp_done, q, err);
+    if (q->tcp == NULL)
+        q->done(q->arg, NULL, err);
 }
 
 static void dnsq_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -396,6 +488,11 @@ static void dnsq_read_cb(evutil_socket_t fd, short what, void *arg)
         free(ans);
         return;
     }
+    if (rc == 0 && ans->truncated) {
+        free(ans);
+        dnsq_to_tcp(q);
+        return;
+    }
     /* done may free q: touch nothing of q afterwards. */
     if (rc == 0)
         q->done(q->arg, ans, NULL);
@@ -414,6 +511,8 @@ struct srv_dnsq *srv_dnsq_start(struct event_base *base, const struct sockaddr_s
     struct timeval tv = {DNS_RESEND_MS / 1000, (DNS_RESEND_MS % 1000) * 1000};
 
     q->fd = -1;
+    q->base = base;
+    q->ns = *ns;
     q->type = type;
     q->done = done;
     q->arg = arg;
@@ -452,6 +551,7 @@ void srv_dnsq_free(struct srv_dnsq *q)
         event_free(q->rd_ev);
     if (q->resend_ev != NULL)
         event_free(q->resend_ev);
+    srv_dnstcp_free(q->tcp);
     if (q->fd >= 0)
         close(q->fd);
     free(q);
@@ -472,10 +572,6 @@ static void vdns01_done(void *arg, const struct srv_dns_answer *ans, const char 
     } else if (ans->rcode != SRV_DNS_NOERROR) {
         srv_vjob_finish(job, false, "dns", "DNS problem: %s (rcode %d) looking up TXT for %s",
                         ans->rcode == SRV_DNS_SERVFAIL ? "SERVFAIL" : "server error", ans->rcode,
-                        job->host);
-    } else if (ans->ntxt == 0 && ans->truncated) {
-        srv_vjob_finish(job, false, "dns",
-                        "DNS problem: truncated TXT answer for %s (DNS over TCP not supported)",
                         job->host);
     } else if (ans->ntxt == 0) {
         /*

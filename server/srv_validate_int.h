@@ -1,7 +1,8 @@
 /*
  * srv_validate_int.h: declarations shared by the challenge validator's files
  * (srv_validate.c: thread, queue, attempts; srv_validate_dns.c: a small DNS
- * stub client; srv_validate_http.c: http-01; srv_validate_tls.c: tls-alpn-01)
+ * stub client; srv_validate_dnstcp.c: its TCP fallback; srv_validate_http.c:
+ * http-01; srv_validate_tls.c: tls-alpn-01)
  * and by its unit tests. Everything here runs on the validator thread.
  */
 #ifndef ACMESRV_SRV_VALIDATE_INT_H
@@ -25,6 +26,8 @@ struct acme_validation;
 /* ---- DNS messages (pure, srv_validate_dns.c) ---- */
 
 #define SRV_DNS_MSG_MAX 4096   /* UDP answers larger than this are refused */
+#define SRV_DNS_EDNS_UDP 1232  /* EDNS0 payload we advertise (DNS flag day 2020) */
+#define SRV_DNS_QUERY_MAX 300  /* header, a 255-byte name, QTYPE/QCLASS, the OPT record */
 #define SRV_DNS_NAME_MAX 255   /* presentation form, without the trailing dot */
 #define SRV_DNS_MAX_ADDRS 8
 #define SRV_DNS_MAX_TXT 16
@@ -36,7 +39,7 @@ enum srv_dns_rcode { SRV_DNS_NOERROR = 0, SRV_DNS_SERVFAIL = 2, SRV_DNS_NXDOMAIN
 /* What an answer held for the question asked (CNAME chains followed). */
 struct srv_dns_answer {
     int rcode;                              /* enum srv_dns_rcode or another RCODE */
-    bool truncated;                         /* TC bit set */
+    bool truncated;                         /* TC bit set: nothing else is filled */
     size_t naddrs;
     struct sockaddr_storage addrs[SRV_DNS_MAX_ADDRS]; /* port 0 */
     size_t ntxt;
@@ -45,16 +48,19 @@ struct srv_dns_answer {
 
 /*
  * Builds a recursive query for name (presentation form, an optional trailing
- * dot) into out (outlen bytes). *len is the message length. 0/-1 with err
- * (name too long, bad label).
+ * dot) with an EDNS0 OPT record advertising SRV_DNS_EDNS_UDP into out (outlen
+ * bytes). *len is the message length. 0/-1 with err (name too long, bad label).
  */
 int srv_dns_query_fmt(uint16_t id, const char *name, enum srv_dns_type type, unsigned char *out,
                       size_t outlen, size_t *len, char err[ERR_LEN]);
 /*
  * Parses msg as the answer to (id, name, type) with strict bounds checks
  * (compression pointers must point backwards, hop limit, rdlength inside the
- * message). Returns 0 and fills out; 1 when the message is not an answer to
- * this question (wrong id or question: ignore it); -1 with err when malformed.
+ * message, every section walked, no trailing bytes, at most one OPT and only
+ * in the additional section). Returns 0 and fills out (only rcode and
+ * truncated when TC is set: ask again over TCP); 1 when the message is not an
+ * answer to this question (wrong id or question: ignore it on UDP); -1 with
+ * err when malformed.
  */
 int srv_dns_answer_parse(const unsigned char *msg, size_t len, uint16_t id, const char *name,
                          enum srv_dns_type type, struct srv_dns_answer *out, char err[ERR_LEN]);
@@ -66,7 +72,8 @@ struct srv_dnsq;
 typedef void srv_dnsq_done_fn(void *arg, const struct srv_dns_answer *ans, const char *err);
 /*
  * Sends one query (random id, fresh socket on a random port, resent every
- * second) to the server at ns. The caller's try timer bounds the whole query.
+ * second) to the server at ns; a truncated (TC) answer repeats it over TCP
+ * to the same address. The caller's try timer bounds the whole query.
  * done is never called synchronously. NULL with err.
  */
 struct srv_dnsq *srv_dnsq_start(struct event_base *base, const struct sockaddr_storage *ns,
@@ -74,6 +81,27 @@ struct srv_dnsq *srv_dnsq_start(struct event_base *base, const struct sockaddr_s
                                 void *arg, char err[ERR_LEN]);
 /* Cancels the query; done is not called afterwards. NULL-safe. */
 void srv_dnsq_free(struct srv_dnsq *q);
+/* ---- DNS over TCP, the TC fallback (srv_validate_dnstcp.c) ---- */
+
+struct srv_dnstcp;
+/*
+ * Called once with the framed answer (msg borrowed for the call, len bytes,
+ * not parsed) or with NULL and err (connect, send, read or framing failure).
+ */
+typedef void srv_dnstcp_done_fn(void *arg, const unsigned char *msg, size_t len,
+                                const char *err);
+/*
+ * Connects to ns over TCP without blocking and sends query (qlen bytes, at
+ * most SRV_DNS_QUERY_MAX) with its 2-byte length prefix (RFC 1035 §4.2.2),
+ * then reads one length-prefixed answer. done is never called synchronously.
+ * The caller's timer bounds the exchange. NULL with err.
+ */
+struct srv_dnstcp *srv_dnstcp_start(struct event_base *base, const struct sockaddr_storage *ns,
+                                    const unsigned char *query, size_t qlen,
+                                    srv_dnstcp_done_fn *done, void *arg, char err[ERR_LEN]);
+/* Cancels the exchange; done is not called afterwards. NULL-safe. */
+void srv_dnstcp_free(struct srv_dnstcp *t);
+
 /*
  * Resolver address: "host:port" (IPv4, or "[v6]:port"; port 53 when
  * missing), or when spec is NULL the first nameserver of resolv_conf. 0/-1.
@@ -104,6 +132,7 @@ struct srv_vjob {
     struct event *try_timer;     /* per-try timeout */
     struct event *step_ev;       /* deferred finish / retry delay */
     bool step_start;             /* step_ev starts a try (else it finishes one) */
+    int64_t early_ms;            /* clk_mono_ms of the last retry brought forward, else 0 */
     enum srv_vphase phase;
     /* Per-try resources, released by srv_vjob_reset_try(). */
     struct srv_dnsq *dnsq;

@@ -4,6 +4,7 @@
 add_library(srv_validate STATIC
   ${CMAKE_CURRENT_LIST_DIR}/srv_validate.c
   ${CMAKE_CURRENT_LIST_DIR}/srv_validate_dns.c
+  ${CMAKE_CURRENT_LIST_DIR}/srv_validate_dnstcp.c
   ${CMAKE_CURRENT_LIST_DIR}/srv_validate_http.c
   ${CMAKE_CURRENT_LIST_DIR}/srv_validate_tls.c)
 attesta_module(srv_validate)

@@ -115,15 +115,17 @@ sim() { # POLICY SERIAL [flags]
   "$SIM_BIN" enroll --directory "$BASE/acme/$pol/directory" --trust "$ROOT" --apple-ca "$T/apple" \
     --serial "$serial" "$@"
 }
-# refused NAME POLICY SERIAL PATTERN: the enrollment is refused at the challenge with PATTERN.
+# refused NAME POLICY SERIAL TYPE PATTERN: the enrollment is refused at the challenge with
+# TYPE and a detail holding PATTERN. A device that policy judged and refused gets
+# rejectedIdentifier (E-18); one refused because an MDM could not answer stays unauthorized.
 refused() {
-  local name=$1 pol=$2 serial=$3 pat=$4 rc
+  local name=$1 pol=$2 serial=$3 type=$4 pat=$5 rc
   set +e
   sim "$pol" "$serial" >"$T/$name.out" 2>&1
   rc=$?
   set -e
   [ $rc -eq 1 ] || { cat "$T/$name.out"; fail "$name: exit $rc, want 1 (refused)"; }
-  grep -q "step=challenge .*type=unauthorized" "$T/$name.out" || { cat "$T/$name.out"; fail "$name: not refused at the challenge"; }
+  grep -q "step=challenge .*type=$type " "$T/$name.out" || { cat "$T/$name.out"; fail "$name: not refused at the challenge with $type"; }
   grep -qF -- "$pat" "$T/$name.out" || { cat "$T/$name.out"; fail "$name: detail lacks '$pat'"; }
   pass "$name refused: $pat"
 }
@@ -142,18 +144,18 @@ pass "MDM-known device admitted by role managed-mac; template uses MDM attribute
 
 # --- refusals, each naming what failed
 # Quotes from the MDM are escaped (\x22) in the policy's reason: client values never inject.
-refused "unknown-serial" macs C02NOSUCH001 'kandji: no device with serial_number \x22C02NOSUCH001\x22 (no records)'
-refused "partial-match" macs C02CORP0000 '(2 records, none matched exactly)'
-refused "failed-condition" macs C02UNMANAGED 'condition mdm_enabled is_true failed'
-refused "role-refuses" macs C02LAB000001 'role managed-mac'
+refused "unknown-serial" macs C02NOSUCH001 rejectedIdentifier 'kandji: no device with serial_number \x22C02NOSUCH001\x22 (no records)'
+refused "partial-match" macs C02CORP0000 rejectedIdentifier '(2 records, none matched exactly)'
+refused "failed-condition" macs C02UNMANAGED rejectedIdentifier 'condition mdm_enabled is_true failed'
+refused "role-refuses" macs C02LAB000001 rejectedIdentifier 'role managed-mac'
 grep -q 'Lab Macs' "$T/role-refuses.out" || fail "role refusal does not show the attribute value"
-refused "mdm-down" down C02CORP00001 'kandjidown:'
+refused "mdm-down" down C02CORP00001 unauthorized 'kandjidown:'
 grep -q 'on_failure: deny' "$T/mdm-down.out" || fail "MDM down: reason lacks on_failure"
 mock _control '{"mode":"slow","delay":5}' >/dev/null
-refused "mdm-slow" macs C02SLOW00001 'timed out after 2s'
+refused "mdm-slow" macs C02SLOW00001 unauthorized 'timed out after 2s'
 mock _reset '' >/dev/null
 mock _control '{"mode":"429"}' >/dev/null
-refused "mdm-429" macs C02RATE00001 'HTTP 429 after 2 attempts (on_failure: deny)'
+refused "mdm-429" macs C02RATE00001 unauthorized 'HTTP 429 after 2 attempts (on_failure: deny)'
 mock _reset '' >/dev/null
 
 # --- second policy: other CA, other template
@@ -187,7 +189,8 @@ set +e
 wait $IPAD2
 rc=$?
 set -e
-[ $rc -eq 1 ] && grep -q "not a company tablet" "$T/ipad2.out" || { cat "$T/ipad2.out"; fail "denied device: exit $rc"; }
+[ $rc -eq 1 ] && grep -q "not a company tablet" "$T/ipad2.out" \
+  && grep -q "step=challenge .*type=rejectedIdentifier " "$T/ipad2.out" || { cat "$T/ipad2.out"; fail "denied device: exit $rc"; }
 pass "manual denial reaches the device with the reason"
 
 # --- supersede: the second certificate of a device revokes the first (supersede: revoke)

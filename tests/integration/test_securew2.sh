@@ -63,6 +63,7 @@ sim --serial C02LABMAC001 --udid 00008103-0000000000AA0002 --os-version 15.1 >"$
 rc=$?
 set -e
 [ $rc -eq 1 ] && grep -q "role managed-mac" "$T/lab.out" && grep -q "Lab Macs" "$T/lab.out" \
+  && grep -q "step=challenge .*type=rejectedIdentifier " "$T/lab.out" \
   || { cat "$T/lab.out"; fail "Lab Mac not refused by the role rule"; }
 pass "Lab Mac refused, detail names role managed-mac and the blueprint"
 
@@ -72,7 +73,8 @@ rc=$?
 sim --serial C02CORPMAC01 --udid 00008103-0000000000AA0001 --os-version 13.6 >"$T/old.out" 2>&1
 rc_old=$?
 set -e
-[ $rc -eq 1 ] && grep -q "kandji" "$T/unknown.out" || { cat "$T/unknown.out"; fail "unknown serial not refused by kandji"; }
+[ $rc -eq 1 ] && grep -q "kandji" "$T/unknown.out" \
+  && grep -q "step=challenge .*type=rejectedIdentifier " "$T/unknown.out" || { cat "$T/unknown.out"; fail "unknown serial not refused by kandji"; }
 pass "serial unknown to Kandji refused, detail names the source"
 [ $rc_old -eq 1 ] && grep -q "os_version" "$T/old.out" || { cat "$T/old.out"; fail "macOS 13.6 not refused"; }
 pass "device below the role's minimum OS version refused"

@@ -20,10 +20,11 @@
  * The keys a row's inner JWS names in its jwk or is signed with: the new key
  * (P-384), the account's current one (P-256), the key of another account
  * (P-256) and an unrelated one (P-384, so an ES384 signature by it reaches
- * the signature check under the new key). K_OFF_CURVE names OFF_CURVE_JWK,
+ * the signature check under the new key), and the key of an account of the
+ * devices policy (P-256; K-9 holds across policies, SEC-7). K_OFF_CURVE names OFF_CURVE_JWK,
  * K_NONE means no jwk (no signature as signer), K_MAC an HS256 MAC.
  */
-enum kc_key { K_NEW, K_OLD, K_OTHER, K_THIRD, K_OFF_CURVE, K_NONE, K_MAC };
+enum kc_key { K_NEW, K_OLD, K_OTHER, K_THIRD, K_ELSEWHERE, K_OFF_CURVE, K_NONE, K_MAC };
 
 /* What the inner payload holds. */
 enum kc_payload {
@@ -37,7 +38,7 @@ enum kc_payload {
 };
 
 /* Whose URL the refusal's Location names (K-9). */
-enum kc_loc { LOC_NONE, LOC_SELF, LOC_OTHER };
+enum kc_loc { LOC_NONE, LOC_SELF, LOC_OTHER, LOC_ELSEWHERE };
 
 struct kc_case {
     const char *name;
@@ -95,27 +96,37 @@ static const struct kc_case kc_cases[] = {
     /* K-9: no account holds the new key yet; 409 with that account's Location. */
     {"new key is another account's", .jwk = K_OTHER, .signer = K_OTHER, .status = 409,
      .type = "malformed", .loc = LOC_OTHER},
+    /* Rows are keyed per policy; the key is still in use, so the same 409, its own URL. */
+    {"new key is an account's of another policy", .jwk = K_ELSEWHERE, .signer = K_ELSEWHERE,
+     .status = 409, .type = "malformed", .loc = LOC_ELSEWHERE},
     {"new key is the current one", .jwk = K_OLD, .signer = K_OLD, .status = 409,
      .type = "malformed", .loc = LOC_SELF},
 };
 
 /* The keys and accounts of one rollover test. */
 struct kc_env {
-    EVP_PKEY *key[K_THIRD + 1]; /* indexed by K_NEW .. K_THIRD */
-    char *account, *other;      /* URLs of the rolling account and of another one */
+    EVP_PKEY *key[K_ELSEWHERE + 1]; /* indexed by K_NEW .. K_ELSEWHERE */
+    char *account, *other;          /* URLs of the rolling account and of another one */
+    char *elsewhere;                /* URL of the devices policy's account */
 };
 
 static void
 kc_env_init(struct kc_env *k)
 {
+    struct acme_response r;
     char err[ERR_LEN];
 
     k->key[K_NEW] = pki_key_generate(PKI_KEY_P384, err);
     k->key[K_OLD] = pki_key_generate(PKI_KEY_P256, err);
     k->key[K_OTHER] = pki_key_generate(PKI_KEY_P256, err);
     k->key[K_THIRD] = pki_key_generate(PKI_KEY_P384, err);
+    k->key[K_ELSEWHERE] = pki_key_generate(PKI_KEY_P256, err);
     k->account = new_account(k->key[K_OLD], "{}", 201);
     k->other = new_account(k->key[K_OTHER], "{}", 201);
+    post(k->key[K_ELSEWHERE], "/acme/devices/new-account", NULL, NULL, "{}", &r);
+    assert_int_equal(r.status, 201);
+    k->elsewhere = xstrdup(hdr(&r, "Location"));
+    acme_response_clear(&r);
 }
 
 static void
@@ -125,6 +136,7 @@ kc_env_clear(struct kc_env *k)
         EVP_PKEY_free(k->key[i]);
     free(k->account);
     free(k->other);
+    free(k->elsewhere);
 }
 
 static char *
@@ -153,7 +165,7 @@ static char *
 kc_inner(const struct kc_case *c, const struct kc_env *k)
 {
     static const unsigned char mac_key[32] = {7};
-    EVP_PKEY *signer = c->signer <= K_THIRD ? k->key[c->signer] : NULL;
+    EVP_PKEY *signer = c->signer <= K_ELSEWHERE ? k->key[c->signer] : NULL;
     enum pki_jws_alg alg = signer == NULL                            ? PKI_JWS__MAX
                            : pki_key_type_of(signer) == PKI_KEY_P384 ? PKI_JWS_ES384
                                                                      : PKI_JWS_ES256;
@@ -188,9 +200,10 @@ test_key_change_refused(void **state)
     kc_env_init(&k);
     for (i = 0; i < nitems(kc_cases); i++) {
         const struct kc_case *c = &kc_cases[i];
-        const char *want_loc = c->loc == LOC_SELF    ? k.account
-                               : c->loc == LOC_OTHER ? k.other
-                                                     : NULL;
+        const char *want_loc = c->loc == LOC_SELF        ? k.account
+                               : c->loc == LOC_OTHER     ? k.other
+                               : c->loc == LOC_ELSEWHERE ? k.elsewhere
+                                                         : NULL;
 
         print_message("[ row      ] %s\n", c->name);
         inner = c->outer != NULL ? xstrdup(c->outer) : kc_inner(c, &k);
@@ -201,6 +214,7 @@ test_key_change_refused(void **state)
         /* Nothing changed: the current key still works, the new one does not. */
         assert_int_equal(get_status(k.key[K_OLD], k.account, k.account), 200);
         assert_int_not_equal(get_status(k.key[K_NEW], k.account, k.account), 200);
+        assert_int_equal(get_status(k.key[K_ELSEWHERE], k.elsewhere, k.elsewhere), 200);
         free(inner);
     }
     kc_env_clear(&k);

@@ -94,11 +94,12 @@ test_validation_success(void **state)
     start_chall(az[0], "dns-01", chid);
     assert_int_equal(T.nv, 1);
     check_validation(T.v[0], "v.example");
-    /* A repeated response returns the current state and starts nothing. */
+    /* A repeated response while the first try runs returns the current state, starts nothing. */
     t_call(acme_h_challenge, &T.acct1, az[0], chid, "{}", &r);
     assert_string_equal(t_str(r.json, "status"), "processing");
     assert_non_null(t_hdr(&r, "Retry-After"));
     assert_int_equal(T.nv, 1);
+    assert_int_equal(T.nretry_now, 0); /* no retry waits yet (CH-6) */
     acme_validation_done(T.ctx, take_validation(), true, NULL);
     t_call(acme_h_challenge, &T.acct1, az[0], chid, NULL, &r);
     assert_string_equal(t_str(r.json, "status"), "valid");

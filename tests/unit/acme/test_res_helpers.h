@@ -43,6 +43,8 @@ struct t_env {
     struct t_acct acct1, acct2;
     struct acme_validation *v[T_MAX_VALIDATIONS];
     size_t nv;
+    int nretry_now;          /* retries brought forward (CH-6) */
+    char retry_now_id[64];   /* the last one's challenge */
     const char *query; /* the query string t_call_as requests carry (orders list paging) */
 };
 static struct t_env T;
@@ -55,6 +57,16 @@ t_validate(void *arg, struct acme_validation *v)
 
     assert_true(e->nv < T_MAX_VALIDATIONS);
     e->v[e->nv++] = v;
+}
+
+/* The validator stand-in's retry-now entry: counts the asks. */
+static inline void
+t_retry_now(void *arg, const char *chall_id)
+{
+    struct t_env *e = arg;
+
+    e->nretry_now++;
+    snprintf(e->retry_now_id, sizeof(e->retry_now_id), "%s", chall_id);
 }
 
 static inline void
@@ -86,6 +98,7 @@ t_ctx_new(acme_validate_fn *validate, int waiters)
     deps.base_url = T_BASE;
     deps.validate = validate;
     deps.validate_arg = &T;
+    deps.retry_now = t_retry_now;
     deps.chall_waiters = waiters;
     ctx = acme_ctx_new(&deps, err);
     assert_non_null(ctx);

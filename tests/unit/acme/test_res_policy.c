@@ -93,7 +93,8 @@ test_denied_with_reason(void **state)
     assert_string_equal(t_str(r.json, "status"), "invalid");
     ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "challenges"), 0);
     ch = cJSON_GetObjectItemCaseSensitive(ch, "error");
-    assert_string_equal(t_str(ch, "type"), ACME_ERR_NS "unauthorized");
+    assert_string_equal(t_str(ch, "type"), ACME_ERR_NS "rejectedIdentifier"); /* E-18 */
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(ch, "status")->valueint, 403);
     assert_non_null(strstr(t_str(ch, "detail"), "denied by an administrator: not a company tablet"));
     t_call_as(acme_h_order, "devices", &T.acct1, NULL, oid, NULL, NULL, &r);
     assert_string_equal(t_str(r.json, "status"), "invalid");

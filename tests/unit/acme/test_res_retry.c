@@ -3,7 +3,8 @@
  * failed tries (acme_validation_retrying) keep the challenge `processing`
  * with the last try's problem as `error`; challenge and authorization answers
  * carry Retry-After up to the next try; stale notices change nothing; the
- * final settlement replaces or clears the error and the retry time.
+ * final settlement replaces or clears the error and the retry time. CH-6: a
+ * re-POST while a retry waits brings it forward, once per gap.
  */
 #include "test_res_helpers.h"
 
@@ -164,6 +165,80 @@ test_retry_then_invalid(void **state)
     t_res_clear(&r);
 }
 
+/* The stored stamp of the last retry brought forward. */
+static int64_t
+stored_early_at(const char *az, const char *chid)
+{
+    struct acme_problem p = {0};
+    struct acme_authz a;
+    int64_t at;
+
+    assert_int_equal(acme_authz_load(T.ctx, az, &a, &p), 0);
+    at = a.ch[acme_authz_find_chall(&a, chid)].early_at;
+    acme_authz_clear(&a);
+    return at;
+}
+
+/* A re-POST of the response at now+clock: whether it asked for the retry, and Retry-After. */
+static void
+repost(const char *az, const char *chid, int64_t at, int asked, const char *retry_after)
+{
+    int before = T.nretry_now;
+    struct t_res r = {0};
+
+    clk_set_fixed(at);
+    t_call(acme_h_challenge, &T.acct1, az, chid, "{}", &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(t_str(r.json, "status"), "processing");
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(r.json, "error"));
+    assert_string_equal(t_hdr(&r, "Retry-After"), retry_after);
+    assert_int_equal(T.nretry_now - before, asked);
+    if (asked)
+        assert_string_equal(T.retry_now_id, chid);
+    assert_int_equal(T.nv, 0); /* never a second validation */
+    t_res_clear(&r);
+}
+
+/*
+ * CH-6 with retry_delay 10 s (gap 5 s): a re-POST while a retry waits asks
+ * for it now and answers with the poll interval; one while that try runs, or
+ * within the gap after it failed, asks nothing and points at the scheduled
+ * retry; after the gap it asks again; POST-as-GET never asks; the settlement
+ * clears the stamp.
+ */
+static void
+test_retry_now(void **state)
+{
+    int delay = T.cfg->acme.validation_retry_delay;
+    int64_t now = clk_now();
+    struct acme_validation *v;
+    struct acme_problem p = {0};
+    char az[64], chid[64];
+
+    T.cfg->acme.validation_retry_delay = 10;
+    v = started("early.example", az, chid);
+    T.nretry_now = 0;
+    acme_problem_set(&p, "connection", 400, "refused");
+    clk_set_fixed(now);
+    acme_validation_retrying(T.ctx, v, &p, now + 10);
+    read_chall(az, chid, "processing", ACME_ERR_NS "connection", "10");
+    assert_int_equal(T.nretry_now, 0);
+    repost(az, chid, now, 1, "1");
+    assert_int_equal(stored_early_at(az, chid), now);
+    assert_int_equal(stored_retry_at(az, chid), now);
+    repost(az, chid, now, 0, "1"); /* the early try runs */
+    clk_set_fixed(now + 1);
+    acme_validation_retrying(T.ctx, v, &p, now + 11);
+    repost(az, chid, now + 1, 0, "10");
+    repost(az, chid, now + 4, 0, "7");
+    repost(az, chid, now + 5, 1, "1");
+    assert_int_equal(stored_early_at(az, chid), now + 5);
+    acme_validation_done(T.ctx, v, true, NULL);
+    read_chall(az, chid, "valid", "", NULL);
+    assert_int_equal(stored_early_at(az, chid), 0);
+    T.cfg->acme.validation_retry_delay = delay;
+}
+
 /* A notice for a challenge that is gone is logged and dropped. */
 static void
 test_retry_unknown(void **state)
@@ -184,6 +259,7 @@ main(void)
         cmocka_unit_test(test_retry_state),
         cmocka_unit_test(test_retry_then_invalid),
         cmocka_unit_test(test_retry_unknown),
+        cmocka_unit_test(test_retry_now),
     };
 
     return cmocka_run_group_tests(tests, t_setup, t_teardown);

@@ -1,7 +1,8 @@
 /*
  * test_validate.c: unit_validate. Table-driven rows run the real validator
  * thread against real local servers (test_validate_srv.c): http-01, dns-01
- * and tls-alpn-01 outcomes, retries, timeouts; plus table tests of the pure
+ * and tls-alpn-01 outcomes, retries, timeouts, retries brought forward
+ * (CH-6); plus table tests of the pure
  * DNS and HTTP response parsers with malformed input.
  */
 #include <setjmp.h>
@@ -23,8 +24,9 @@
 #include "server/srv_validate_int.h"
 #include "test_validate_srv.h"
 
-static struct tsrv g_http, g_dns, g_tls;
+static struct tsrv g_http, g_dns, g_dns_udp, g_tls;
 static int g_hang_fd, g_hang_port, g_refused_port;
+static int g_retry_delay = 1; /* make_val's retry_delay; the CH-6 tests raise it */
 
 struct result {
     pthread_mutex_t mu;
@@ -59,25 +61,46 @@ static void retry_cb(void *arg, const struct acme_validation *v, const struct ac
     r->nretry++;
     snprintf(r->retry_type, sizeof(r->retry_type), "%s", prob->type);
     r->next_attempt = next_attempt;
+    pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
 }
 
-/* Waits until n results arrived; false after 20 s so a hang fails the test. */
-static bool wait_results(struct result *r, int n)
+/* Waits until *count (a field of r) reaches n; false after 20 s so a hang fails the test. */
+static bool wait_count(struct result *r, const int *count, int n)
 {
     struct timespec ts;
     bool got;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 20;
     pthread_mutex_lock(&r->mu);
-    while (r->n < n && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
+    while (*count < n && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
         ;
-    got = r->n >= n;
+    got = *count >= n;
     pthread_mutex_unlock(&r->mu);
     return got;
 }
 
-enum port_kind { P_GOOD, P_HANG, P_REFUSED };
+/* Waits until n results arrived. */
+static bool wait_results(struct result *r, int n)
+{
+    return wait_count(r, &r->n, n);
+}
+
+/* Waits until n retry notices arrived. */
+static bool wait_retries(struct result *r, int n)
+{
+    return wait_count(r, &r->nretry, n);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* P_UDPONLY: the resolver answers UDP only, TCP to it is refused (dns-01 rows). */
+enum port_kind { P_GOOD, P_HANG, P_REFUSED, P_UDPONLY };
 
 struct vrow {
     const char *name;
@@ -133,6 +156,20 @@ static const struct vrow rows[] = {
      "compression pointer"},
     {"dns resolver silent", ACME_CH_DNS01, "ok.test", false, NULL, P_REFUSED, 2, false, "dns",
      NULL},
+    {"dns TC, retried over TCP", ACME_CH_DNS01, "tc.test", false, NULL, P_GOOD, 5, true, NULL,
+     NULL},
+    {"dns TC, TCP refused", ACME_CH_DNS01, "tcrefused.test", false, NULL, P_UDPONLY, 5, false,
+     "dns", "refused"},
+    {"dns EDNS0 1000-byte answer", ACME_CH_DNS01, "big.test", false, NULL, P_GOOD, 5, true, NULL,
+     NULL},
+    {"dns TCP length past data", ACME_CH_DNS01, "tcshort.test", false, NULL, P_GOOD, 5, false,
+     "dns", "closed after"},
+    {"dns TCP trailing garbage", ACME_CH_DNS01, "tcjunk.test", false, NULL, P_GOOD, 5, false,
+     "dns", "trailing bytes"},
+    {"dns TCP other id", ACME_CH_DNS01, "tcid.test", false, NULL, P_GOOD, 5, false, "dns",
+     "does not match"},
+    {"dns TCP length too short", ACME_CH_DNS01, "tcgarbage.test", false, NULL, P_GOOD, 5, false,
+     "dns", "shorter than a DNS header"},
     {"tls ok", ACME_CH_TLSALPN01, "ok.test", false, NULL, P_GOOD, 5, true, NULL, NULL},
     {"tls ip (reverse SNI)", ACME_CH_TLSALPN01, "127.0.0.1", true, NULL, P_GOOD, 5, true, NULL,
      NULL},
@@ -170,17 +207,21 @@ static struct srv_validator *make_val(const struct vrow *r, int attempts, struct
     struct cfg_acme cfg;
     struct srv_validator *val;
     int port = r->pk == P_HANG ? g_hang_port : r->pk == P_REFUSED ? g_refused_port : 0;
+    int dns_port = g_dns.port;
 
     memset(&cfg, 0, sizeof(cfg));
     /* "resolver silent": a port where no DNS server answers. */
-    snprintf(resolver, sizeof(resolver), "127.0.0.1:%d",
-             r->type == ACME_CH_DNS01 && r->pk == P_REFUSED ? g_refused_port : g_dns.port);
+    if (r->type == ACME_CH_DNS01 && r->pk == P_REFUSED)
+        dns_port = g_refused_port;
+    else if (r->pk == P_UDPONLY)
+        dns_port = g_dns_udp.port;
+    snprintf(resolver, sizeof(resolver), "127.0.0.1:%d", dns_port);
     cfg.resolver = resolver;
     cfg.http01_port = port != 0 ? port : g_http.port;
     cfg.tls_alpn01_port = port != 0 ? port : g_tls.port;
     cfg.validation_attempts = attempts;
     cfg.validation_timeout = r->timeout;
-    cfg.validation_retry_delay = 1;
+    cfg.validation_retry_delay = g_retry_delay;
     val = srv_validator_new(&cfg, done_cb, retry_cb, res, err);
     if (val == NULL)
         print_error("srv_validator_new: %s\n", err);
@@ -273,6 +314,97 @@ static void test_retries(void **state)
     assert_true(res.next_attempt <= clk_now() + 1);
 }
 
+static int dns_tcp_hits(void)
+{
+    pthread_mutex_lock(&g_dns.mu);
+    int n = g_dns.hits[1];
+    pthread_mutex_unlock(&g_dns.mu);
+    return n;
+}
+
+/* SEC-2: a TC answer is asked again over TCP; a 1000-byte EDNS0 answer needs no TCP. */
+static void test_dns_tcp_fallback(void **state)
+{
+    static const char *const names[] = {"dns TC, retried over TCP", "dns EDNS0 1000-byte answer"};
+    for (size_t i = 0; i < nitems(names); i++) {
+        const struct vrow *r = row_named(names[i]);
+        struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+        int before = dns_tcp_hits();
+        struct srv_validator *val = make_val(r, 1, &res);
+        srv_validator_submit(val, make_v(r));
+        assert_true(wait_results(&res, 1));
+        srv_validator_free(val);
+        assert_true(res.ok);
+        assert_int_equal(dns_tcp_hits() - before, i == 0 ? 1 : 0);
+    }
+}
+
+/*
+ * CH-6, retry_delay 10 s and 2 attempts: asked while the retry waits, the
+ * second try runs at once, the verdict comes well before 10 s, and the job
+ * still makes exactly 2 tries; asking once it is done (or for a challenge
+ * nobody validates) changes nothing.
+ */
+static void test_retry_now(void **state)
+{
+    const struct vrow *r = row_named("http wrong body");
+    struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    int before = tsrv_http_hits(&g_http, "tok-wrong");
+    struct srv_validator *val;
+    int64_t t0;
+
+    g_retry_delay = 10;
+    val = make_val(r, 2, &res);
+    g_retry_delay = 1;
+    assert_non_null(val);
+    assert_int_equal(srv_validator_retry_now(val, "nobody"), 0);
+    srv_validator_submit(val, make_v(r));
+    assert_true(wait_retries(&res, 1));
+    t0 = mono_ms();
+    assert_int_equal(srv_validator_retry_now(val, r->name), 0);
+    assert_true(wait_results(&res, 1));
+    print_message("[ early    ] verdict %lld ms after the ask\n", (long long)(mono_ms() - t0));
+    assert_true(mono_ms() - t0 < 5000);
+    assert_false(res.ok);
+    assert_int_equal(res.nretry, 1);
+    assert_int_equal(srv_validator_retry_now(val, r->name), 0);
+    usleep(300 * 1000);
+    srv_validator_free(val);
+    assert_int_equal(res.n, 1);
+    assert_int_equal(tsrv_http_hits(&g_http, "tok-wrong") - before, 2);
+}
+
+/*
+ * CH-6 rate limit, retry_delay 10 s (gap 5 s, 4 s on the loop) and 3
+ * attempts: the first ask moves try 2; asks right after try 2 failed are
+ * ignored, so try 3 keeps its 10 s delay; a stopped validator refuses asks.
+ */
+static void test_retry_now_limited(void **state)
+{
+    const struct vrow *r = row_named("http wrong body");
+    struct result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    int before = tsrv_http_hits(&g_http, "tok-wrong");
+    struct srv_validator *val;
+
+    g_retry_delay = 10;
+    val = make_val(r, 3, &res);
+    g_retry_delay = 1;
+    assert_non_null(val);
+    srv_validator_submit(val, make_v(r));
+    assert_true(wait_retries(&res, 1));
+    srv_validator_retry_now(val, r->name);
+    assert_true(wait_retries(&res, 2));
+    srv_validator_retry_now(val, r->name);
+    srv_validator_retry_now(val, r->name);
+    usleep(1500 * 1000);
+    assert_int_equal(tsrv_http_hits(&g_http, "tok-wrong") - before, 2);
+    assert_int_equal(res.n, 0);
+    srv_validator_stop(val);
+    assert_int_equal(srv_validator_retry_now(val, r->name), -1);
+    srv_validator_free(val);
+    assert_int_equal(res.n, 0);
+}
+
 /* Many submits from several threads at once all complete, each exactly once. */
 static void *submit_main(void *arg)
 {
@@ -336,7 +468,7 @@ static void test_submit_after_stop(void **state)
 static int setup(void **state)
 {
     if (tsrv_http_start(&g_http) != 0 || tsrv_dns_start(&g_dns) != 0 ||
-        tsrv_tls_start(&g_tls) != 0)
+        tsrv_dns_udp_start(&g_dns_udp) != 0 || tsrv_tls_start(&g_tls) != 0)
         return -1;
     g_hang_fd = tsrv_hang_open(&g_hang_port);
     g_refused_port = tsrv_refused_port();
@@ -347,6 +479,7 @@ static int teardown(void **state)
 {
     tsrv_stop(&g_http);
     tsrv_stop(&g_dns);
+    tsrv_stop(&g_dns_udp);
     tsrv_stop(&g_tls);
     close(g_hang_fd);
     return 0;
@@ -363,7 +496,10 @@ int main(void)
         cmocka_unit_test(test_rows),
         cmocka_unit_test(test_http_request_shape),
         cmocka_unit_test(test_tls_client_hello),
+        cmocka_unit_test(test_dns_tcp_fallback),
         cmocka_unit_test(test_retries),
+        cmocka_unit_test(test_retry_now),
+        cmocka_unit_test(test_retry_now_limited),
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_free_in_flight),
         cmocka_unit_test(test_submit_after_stop),

@@ -22,6 +22,10 @@ void test_validate_parsers_http(void **state);
 #define Q_A 1, 'a', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1
 #define Q_TXT 1, 'a', 4, 't', 'e', 's', 't', 0, 0, 16, 0, 1
 #define RR_HEAD(type, rdlen) 0xc0, 12, 0, (type), 0, 1, 0, 0, 0, 60, 0, (rdlen)
+/* Header with an answers and ar additional records. */
+#define HDR_AR(flags, an, ar) 0x12, 0x34, 0x81 | (flags), 0x80, 0, 1, 0, (an), 0, 0, 0, (ar)
+/* OPT pseudo-record: owner, payload 1232, extended RCODE xr, no options. */
+#define OPT(owner, xr) (owner), 0, 41, 0x04, 0xd0, (xr), 0, 0, 0, 0, 0
 
 struct dns_row {
     const char *name;
@@ -61,6 +65,20 @@ static const struct dns_row dns_rows[] = {
      0, 0},
     {"TXT string past rdata", {HDR(0, 1), Q_TXT, RR_HEAD(16, 3), 9, 'h', 'i'}, 39, SRV_DNS_TXT,
      -1, 0, 0},
+    {"EDNS0 OPT in additional", {HDR_AR(0, 1, 1), Q_A, RR_HEAD(1, 4), 127, 0, 0, 1, OPT(0, 0)},
+     51, SRV_DNS_A, 0, 1, 0},
+    {"OPT extended rcode", {HDR_AR(0, 0, 1), Q_A, OPT(0, 1)}, 35, SRV_DNS_A, 0, 0, 16},
+    {"OPT in answer section", {HDR_AR(0, 1, 0), Q_A, OPT(0, 0)}, 35, SRV_DNS_A, -1, 0, 0},
+    {"OPT not owned by root", {HDR_AR(0, 0, 1), Q_A, 0xc0, 12, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0},
+     36, SRV_DNS_A, -1, 0, 0},
+    {"two OPT records", {HDR_AR(0, 0, 2), Q_A, OPT(0, 0), OPT(0, 0)}, 46, SRV_DNS_A, -1, 0, 0},
+    {"additional count past end", {HDR_AR(0, 1, 1), Q_A, RR_HEAD(1, 4), 127, 0, 0, 1}, 40,
+     SRV_DNS_A, -1, 0, 0},
+    {"trailing garbage", {HDR(0, 1), Q_A, RR_HEAD(1, 4), 127, 0, 0, 1, 0xde, 0xad}, 42, SRV_DNS_A,
+     -1, 0, 0},
+    {"trailing garbage, NXDOMAIN", {HDR(3, 0), Q_A, 0}, 25, SRV_DNS_A, -1, 0, 0},
+    /* TC: only the header and question matter, the cut records are never read. */
+    {"TC answer", {HDR_AR(0x02, 1, 0), Q_TXT, RR_HEAD(16, 40), 3}, 37, SRV_DNS_TXT, 0, 0, 0},
     {"two questions", {0x12, 0x34, 0x81, 0x80, 0, 2, 0, 0, 0, 0, 0, 0, Q_A}, 24, SRV_DNS_A, -1, 0,
      0},
 };
@@ -81,6 +99,7 @@ void test_validate_parsers_dns(void **state)
         if (rc == 0) {
             assert_int_equal(ans->rcode, r->rcode);
             assert_int_equal(r->type == SRV_DNS_TXT ? ans->ntxt : ans->naddrs, r->count);
+            assert_int_equal(ans->truncated, strcmp(r->name, "TC answer") == 0);
         }
     }
     assert_int_equal(srv_dns_answer_parse(dns_rows[1].msg, dns_rows[1].len, 0x1234, "A.TEST",
@@ -89,8 +108,10 @@ void test_validate_parsers_dns(void **state)
     test_free(ans);
 
     assert_int_equal(srv_dns_query_fmt(7, "a.test", SRV_DNS_A, q, sizeof(q), &qlen, err), 0);
-    assert_int_equal(qlen, 24);
+    assert_int_equal(qlen, 35);
+    assert_int_equal(q[11], 1); /* ARCOUNT: the OPT record */
     assert_memory_equal(q + 12, "\x01" "a\x04test\x00\x00\x01\x00\x01", 12);
+    assert_memory_equal(q + 24, "\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00", 11);
     assert_int_equal(srv_dns_query_fmt(7, "a..test", SRV_DNS_A, q, sizeof(q), &qlen, err), -1);
     assert_int_equal(srv_dns_query_fmt(7, "", SRV_DNS_A, q, sizeof(q), &qlen, err), -1);
     char longlabel[80];

@@ -25,9 +25,11 @@ static const char *const http_routes[] = {"tok-ok",   "tok-wrong",     "tok-404"
                                           "tok-redir", "tok-redir-rel", "tok-redir-https",
                                           "tok-loop", "tok-chunked",   "tok-big"};
 
-static int listen_on(int type, int *port)
+/* Binds 127.0.0.1:want (0: ephemeral); the port bound goes to *port. */
+static int listen_port(int type, int want, int *port)
 {
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                              .sin_port = htons((uint16_t)want)};
     socklen_t sl = sizeof(sin);
     int fd = socket(AF_INET, type, 0), one = 1;
     if (fd < 0)
@@ -41,6 +43,11 @@ static int listen_on(int type, int *port)
     }
     *port = ntohs(sin.sin_port);
     return fd;
+}
+
+static int listen_on(int type, int *port)
+{
+    return listen_port(type, 0, port);
 }
 
 /* Waits for fd readable or stop; 1 ready, 0 stop. */
@@ -188,15 +195,46 @@ static size_t put_rr(unsigned char *m, size_t o, unsigned type, const void *rd, 
     return o + rdlen;
 }
 
-/* Builds the answer to the query q (qlen bytes) into m; returns its length. */
+/* TXT rdata of the right value, split in two character-strings that concatenate. */
+static size_t put_txt_ok(unsigned char *m, size_t o)
+{
+    unsigned char rd[64];
+    rd[0] = 10;
+    memcpy(rd + 1, T_DNS_TXT, 10);
+    rd[11] = (unsigned char)(strlen(T_DNS_TXT) - 10);
+    memcpy(rd + 12, &T_DNS_TXT[10], strlen(T_DNS_TXT) - 10);
+    return put_rr(m, o, 16, rd, strlen(T_DNS_TXT) + 2);
+}
+
+/* About 1000 bytes: eight 100-byte TXT fillers, the right value last, an OPT record. */
+static size_t put_big(unsigned char *m, size_t o)
+{
+    static const unsigned char opt[11] = {0, 0, 41, 0x04, 0xd0};
+    unsigned char rd[101];
+    rd[0] = 100;
+    memset(rd + 1, 'f', 100);
+    for (int i = 0; i < 8; i++)
+        o = put_rr(m, o, 16, rd, sizeof(rd));
+    o = put_txt_ok(m, o);
+    memcpy(m + o, opt, sizeof(opt));
+    put16(m, 10, 1);
+    return o + sizeof(opt);
+}
+
+/*
+ * Builds the answer to the query q (qlen bytes, question only) into m; returns
+ * its length. "_acme-challenge.tc*" names answer TC over UDP and the full set
+ * over TCP; big.test needs the EDNS0 payload the query advertised (edns).
+ */
 static size_t dns_answer(const unsigned char *q, size_t qlen, char *name, unsigned qtype,
-                         unsigned char *m)
+                         bool tcp, unsigned edns, unsigned char *m)
 {
     size_t o = qlen, an = 0;
     unsigned rcode = 0;
     memcpy(m, q, qlen);
     m[2] = 0x81;
     m[3] = 0x80;
+    put16(m, 10, 0); /* the query's OPT is not echoed */
     if (strcmp(name, "nx.test") == 0 || strcmp(name, "_acme-challenge.nx.test") == 0) {
         rcode = 3;
     } else if (strcmp(name, "_acme-challenge.servfail.test") == 0) {
@@ -205,18 +243,22 @@ static size_t dns_answer(const unsigned char *q, size_t qlen, char *name, unsign
         static const unsigned char lo[4] = {127, 0, 0, 1};
         o = put_rr(m, o, 1, lo, 4);
         an = 1;
+    } else if (qtype == 16 && !tcp && strncmp(name, "_acme-challenge.tc", 18) == 0) {
+        m[2] |= 0x02;
     } else if (qtype == 16 && (strcmp(name, "_acme-challenge.ok.test") == 0 ||
-                               strcmp(name, "_acme-challenge.spoof.test") == 0)) {
-        unsigned char rd[64];
+                               strcmp(name, "_acme-challenge.spoof.test") == 0 ||
+                               strncmp(name, "_acme-challenge.tc", 18) == 0)) {
         static const char stale[] = "\x0bstale-value";
         o = put_rr(m, o, 16, stale, sizeof(stale) - 1);
-        /* The right value split in two character-strings: they concatenate. */
-        rd[0] = 10;
-        memcpy(rd + 1, T_DNS_TXT, 10);
-        rd[11] = (unsigned char)(strlen(T_DNS_TXT) - 10);
-        memcpy(rd + 12, &T_DNS_TXT[10], strlen(T_DNS_TXT) - 10);
-        o = put_rr(m, o, 16, rd, strlen(T_DNS_TXT) + 2);
+        o = put_txt_ok(m, o);
         an = 2;
+    } else if (qtype == 16 && strcmp(name, "_acme-challenge.big.test") == 0) {
+        if (edns >= 1100) {
+            o = put_big(m, o);
+            an = 9;
+        } else {
+            m[2] |= 0x02; /* what a real server does without room for the answer */
+        }
     } else if (qtype == 16 && strcmp(name, "_acme-challenge.wrong.test") == 0) {
         o = put_rr(m, o, 16, "\x0bwrong-value", 12);
         an = 1;
@@ -247,55 +289,158 @@ static size_t dns_answer(const unsigned char *q, size_t qlen, char *name, unsign
     return o;
 }
 
+/*
+ * Reads the question of q (n bytes) into name and *qtype and the EDNS0
+ * payload of an OPT right after it into *edns (0 without one). Returns the
+ * offset past the question, 0 when q is not a query we understand.
+ */
+static size_t dns_question(const unsigned char *q, size_t n, char name[256], unsigned *qtype,
+                           unsigned *edns)
+{
+    size_t o = 12, nl = 0;
+    if (n < 17)
+        return 0;
+    while (o < n && q[o] != 0 && o + 1 + q[o] < n && nl + q[o] + 2 < 256) {
+        if (nl > 0)
+            name[nl++] = '.';
+        memcpy(name + nl, q + o + 1, q[o]);
+        nl += q[o];
+        o += 1 + q[o];
+    }
+    name[nl] = '\0';
+    o++;
+    if (o + 4 > n)
+        return 0;
+    *qtype = (unsigned)(q[o] << 8 | q[o + 1]);
+    *edns = o + 15 <= n && q[o + 4] == 0 && q[o + 6] == 41 ? (unsigned)(q[o + 7] << 8 | q[o + 8])
+                                                           : 0;
+    return o + 4;
+}
+
+static void dns_udp_one(struct tsrv *s)
+{
+    unsigned char q[512], m[2048];
+    char name[256] = "";
+    unsigned qtype, edns;
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof(from);
+    ssize_t n = recvfrom(s->fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
+    size_t qend = n > 0 ? dns_question(q, (size_t)n, name, &qtype, &edns) : 0;
+    if (qend == 0)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->hits[0]++;
+    pthread_mutex_unlock(&s->mu);
+    size_t alen = dns_answer(q, qend, name, qtype, false, edns, m);
+    if (strcmp(name, "_acme-challenge.spoof.test") == 0) {
+        /* A forged answer with another id first: must be ignored. */
+        unsigned char bad[2048];
+        memcpy(bad, m, alen);
+        bad[0] ^= 0x55;
+        bad[1] ^= 0xaa;
+        sendto(s->fd, bad, alen, 0, (struct sockaddr *)&from, fl);
+    }
+    sendto(s->fd, m, alen, 0, (struct sockaddr *)&from, fl);
+}
+
+static bool recv_all(int c, unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = recv(c, p, n, 0);
+        if (r <= 0)
+            return false;
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/*
+ * One DNS-over-TCP exchange. The tc* names choose how the framed answer goes
+ * wrong: a length prefix past the data, bytes after the message, another id,
+ * a prefix too short for a header. big.test is only served over UDP.
+ */
+static void dns_tcp_conn(struct tsrv *s, int c)
+{
+    unsigned char q[512], m[2048];
+    char name[256] = "";
+    unsigned qtype, edns;
+    size_t qlen, qend, alen, plen;
+
+    timeouts(c);
+    if (!recv_all(c, q, 2) || (qlen = (size_t)(q[0] << 8 | q[1])) > sizeof(q) ||
+        !recv_all(c, q, qlen) || (qend = dns_question(q, qlen, name, &qtype, &edns)) == 0 ||
+        strcmp(name, "_acme-challenge.big.test") == 0)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->hits[1]++;
+    pthread_mutex_unlock(&s->mu);
+    alen = dns_answer(q, qend, name, qtype, true, edns, m + 2);
+    plen = alen;
+    if (strcmp(name, "_acme-challenge.tcshort.test") == 0) {
+        plen = alen + 400;
+    } else if (strcmp(name, "_acme-challenge.tcjunk.test") == 0) {
+        memcpy(m + 2 + alen, "junk", 4);
+        alen = plen = alen + 4;
+    } else if (strcmp(name, "_acme-challenge.tcid.test") == 0) {
+        m[2] ^= 0x55;
+    } else if (strcmp(name, "_acme-challenge.tcgarbage.test") == 0) {
+        alen = plen = 5;
+    }
+    put16(m, 0, (unsigned)plen);
+    if (send(c, m, alen + 2, MSG_NOSIGNAL) < 0)
+        perror("dns tcp send");
+}
+
 static void *dns_main(void *arg)
 {
     struct tsrv *s = arg;
-    while (wait_ready(s, s->fd)) {
-        unsigned char q[512], m[1024];
-        char name[256] = "";
-        struct sockaddr_storage from;
-        socklen_t fl = sizeof(from);
-        ssize_t n = recvfrom(s->fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
-        size_t o = 12, nl = 0;
-        if (n < 17)
+    while (!s->stop) {
+        struct pollfd p[2] = {{.fd = s->fd, .events = POLLIN},
+                              {.fd = s->tcp_fd > 0 ? s->tcp_fd : -1, .events = POLLIN}};
+        if (poll(p, 2, 100) <= 0)
             continue;
-        while (o < (size_t)n && q[o] != 0 && o + 1 + q[o] < (size_t)n && nl + q[o] + 2 < 256) {
-            if (nl > 0)
-                name[nl++] = '.';
-            memcpy(name + nl, q + o + 1, q[o]);
-            nl += q[o];
-            o += 1 + q[o];
+        if (p[0].revents & POLLIN)
+            dns_udp_one(s);
+        if (p[1].revents & POLLIN) {
+            int c = accept(s->tcp_fd, NULL, NULL);
+            if (c >= 0) {
+                dns_tcp_conn(s, c);
+                close(c);
+            }
         }
-        name[nl] = '\0';
-        o++;
-        if (o + 4 > (size_t)n)
-            continue;
-        unsigned qtype = (unsigned)(q[o] << 8 | q[o + 1]);
-        pthread_mutex_lock(&s->mu);
-        s->hits[0]++;
-        pthread_mutex_unlock(&s->mu);
-        size_t alen = dns_answer(q, o + 4, name, qtype, m);
-        if (strcmp(name, "_acme-challenge.spoof.test") == 0) {
-            /* A forged answer with another id first: must be ignored. */
-            unsigned char bad[1024];
-            memcpy(bad, m, alen);
-            bad[0] ^= 0x55;
-            bad[1] ^= 0xaa;
-            sendto(s->fd, bad, alen, 0, (struct sockaddr *)&from, fl);
-        }
-        sendto(s->fd, m, alen, 0, (struct sockaddr *)&from, fl);
     }
     return NULL;
 }
 
-int tsrv_dns_start(struct tsrv *s)
+/* UDP and, with tcp, TCP on the same port, as a resolver is addressed. */
+static int dns_start(struct tsrv *s, bool tcp)
 {
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->mu, NULL);
-    s->fd = listen_on(SOCK_DGRAM, &s->port);
+    s->fd = -1;
+    for (int i = 0; i < 20 && s->fd < 0; i++) {
+        int tport = 0;
+        s->tcp_fd = tcp ? listen_on(SOCK_STREAM, &tport) : 0;
+        if (s->tcp_fd < 0)
+            return -1;
+        s->fd = listen_port(SOCK_DGRAM, tport, &s->port);
+        if (s->fd < 0 && s->tcp_fd > 0)
+            close(s->tcp_fd); /* that UDP port is taken: try another */
+    }
     if (s->fd < 0)
         return -1;
     return pthread_create(&s->th, NULL, dns_main, s) == 0 ? 0 : -1;
+}
+
+int tsrv_dns_start(struct tsrv *s)
+{
+    return dns_start(s, true);
+}
+
+int tsrv_dns_udp_start(struct tsrv *s)
+{
+    return dns_start(s, false);
 }
 
 /* ---- TLS ---- */
@@ -440,6 +585,8 @@ void tsrv_stop(struct tsrv *s)
     s->stop = 1;
     pthread_join(s->th, NULL);
     close(s->fd);
+    if (s->tcp_fd > 0)
+        close(s->tcp_fd);
     if (s->ssl_ctx != NULL) {
         SSL_CTX_free(s->ssl_ctx);
         for (size_t i = 0; i < sizeof(tls_certs) / sizeof(tls_certs[0]); i++) {
