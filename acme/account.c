@@ -421,6 +421,27 @@ new_account_checks(struct acme_rq *rq, struct acme_problem *prob)
     return 0;
 }
 
+/*
+ * SEC-3: refuses a new account when the client's address (IPv6: its /64) made
+ * acme.limits.accounts_per_ip_hour of them in the last hour. Only creations
+ * count (the caller adds one after a 201): answering a key's existing account
+ * or onlyReturnExisting costs nothing but a read. Checking before and counting
+ * after lets concurrent requests overshoot by at most the number of workers.
+ */
+static int
+check_account_rate(struct acme_rq *rq, struct acme_problem *prob)
+{
+    int retry = 0;
+
+    if (rq->req == NULL ||
+        acme_iplimit_check(rq->ctx->acct_rate, rq->req->peer,
+                           rq->ctx->cfg->acme.accounts_per_ip_hour, &retry) == 0)
+        return 0;
+    acme_problem_set(prob, "rateLimited", 429, "too many new accounts from this address");
+    prob->retry_after = retry > 0 ? retry : 60;
+    return -1;
+}
+
 int
 acme_h_new_account(struct acme_rq *rq, struct acme_problem *prob)
 {
@@ -444,6 +465,8 @@ acme_h_new_account(struct acme_rq *rq, struct acme_problem *prob)
         goto out;
     }
     if (new_account_checks(rq, prob) != 0)
+        goto out;
+    if (check_account_rate(rq, prob) != 0)
         goto out;
     eab = cJSON_GetObjectItemCaseSensitive(rq->jws.payload, "externalAccountBinding");
     if (eab != NULL) {
@@ -472,6 +495,8 @@ acme_h_new_account(struct acme_rq *rq, struct acme_problem *prob)
         rc = respond_account(rq, &a, 200, NULL);
         goto out;
     }
+    if (rq->req != NULL)
+        acme_iplimit_add(rq->ctx->acct_rate, rq->req->peer);
     log_info("acme", "account %s created in %s", a.id, a.policy);
     rc = respond_account(rq, &a, 201, eab);
 out:

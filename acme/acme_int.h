@@ -39,6 +39,7 @@
 /* ---- ctx.c ---- */
 struct acme_nonces;
 struct acme_ratelimit;
+struct acme_iplimit;
 struct acme_state;
 struct acme_cwait;
 
@@ -54,8 +55,9 @@ struct acme_ctx {
     acme_retry_now_fn *retry_now;  /* or NULL; gets validate_arg */
     struct acme_nonces *nonces;
     struct acme_ratelimit *rate;   /* orders per account per hour */
+    struct acme_iplimit *acct_rate; /* new accounts per client address per hour */
     struct acme_cwait *cwait;      /* challenge answers waiting for their validation */
-    struct acme_state *state;      /* owns nonces, rate and cwait; shared across reloads */
+    struct acme_state *state;      /* owns nonces, rate, acct_rate and cwait; shared across reloads */
     struct mdm_engine *mdm;        /* NULL: no signal source configured */
     acme_event_fn *event;          /* NULL: no event sink */
     void *event_arg;
@@ -330,6 +332,29 @@ void acme_ratelimit_free(struct acme_ratelimit *rl);
  */
 int acme_ratelimit_check(struct acme_ratelimit *rl, const char *key, int limit_per_hour,
                          int *retry_after);
+
+/* ---- ratelimit_ip.c: in memory, per process, fixed size ---- */
+/* Entries a ctx's table holds: about 1.1 MiB, the most distinct groups counted at once. */
+#define ACME_IPLIMIT_ENTRIES 4096
+/* A table of capacity entries (rounded up to its associativity); never NULL. */
+struct acme_iplimit *acme_iplimit_new(size_t capacity);
+void acme_iplimit_free(struct acme_iplimit *rl);
+/*
+ * Whether peer (client address text; IPv6 grouped by /64) already has
+ * limit_per_hour events in the last hour. 0 room left (nothing counted);
+ * 1 over, *retry_after = seconds until one more fits. peer NULL or
+ * limit_per_hour <= 0: always 0. Any thread.
+ */
+int acme_iplimit_check(struct acme_iplimit *rl, const char *peer, int limit_per_hour,
+                       int *retry_after);
+/*
+ * Counts one event for peer's group, evicting the least recently active entry
+ * of its set when the group has none. peer NULL: nothing. Any thread.
+ */
+void acme_iplimit_add(struct acme_iplimit *rl, const char *peer);
+/* Entries in use and the table's size (tests: memory stays bounded). */
+size_t acme_iplimit_used(struct acme_iplimit *rl);
+size_t acme_iplimit_capacity(const struct acme_iplimit *rl);
 
 /*
  * RFC 8555 §7.3.6 (A-12): after an account is deactivated, its pending and

@@ -9,7 +9,8 @@
  * §8 ties `error` to `invalid`, §8.2 asks for it during retries (checklist
  * note 27.1): attesta shows it, and only `invalid` is final. A client that
  * re-POSTs its response while such a retry waits gets it run at once, at most
- * once per CFG_EARLY_RETRY_GAP (CH-6).
+ * once per CFG_EARLY_RETRY_GAP; a re-POST within that gap gets rateLimited
+ * (CH-6).
  */
 #include "acme/acme_res_int.h"
 
@@ -375,24 +376,42 @@ start_once(struct acme_rq *rq, struct acme_authz *a, const char *chall_id,
  * in the stored challenge, so concurrent re-POSTs race on the authz version
  * and one wins, and the limit holds across reloads. The next try is due now,
  * which makes Retry-After the poll interval until that try's notice.
- * 0 brought forward, 1 conflict, 2 nothing waits or too soon, -1.
+ * 0 brought forward, 1 conflict, 2 nothing to bring forward, -1 (rateLimited
+ * when asked again within the gap).
  */
 static int
 early_once(struct acme_rq *rq, struct acme_authz *a, const char *chall_id,
            struct acme_problem *prob)
 {
     int64_t now = clk_now(), gap = CFG_EARLY_RETRY_GAP(rq->ctx->cfg->acme.validation_retry_delay);
+    int64_t left;
     struct acme_chall *ch;
     int idx = acme_authz_find_chall(a, chall_id);
 
     if (idx < 0)
         return -1;
     ch = &a->ch[idx];
-    /* retry_at <= now: the retry is due, so it has started or is about to. */
     if (rq->ctx->retry_now == NULL || strcmp(acme_authz_status(a), "pending") != 0 ||
-        strcmp(ch->status, "processing") != 0 || ch->retry_at <= now)
+        strcmp(ch->status, "processing") != 0)
         return 2;
-    if (ch->early_at != 0 && now - ch->early_at < gap)
+    /*
+     * Checked before "is a retry waiting": right after an early retry that
+     * retry is the running try, and a client hammering re-POSTs meanwhile is
+     * exactly what the SHOULD limits; telling it when asking again can help
+     * beats a 200 that reads as if the re-POST did something. Without a
+     * recent early retry, a re-POST during a scheduled try asked for nothing
+     * (there is nothing to bring forward), so it keeps the plain answer.
+     */
+    left = ch->early_at != 0 ? ch->early_at + gap - now : 0;
+    if (left > 0) {
+        acme_problem_set(prob, "rateLimited", 429,
+                         "retry asked for too soon: one early retry per %lld s",
+                         (long long)gap);
+        prob->retry_after = left < INT_MAX ? (int)left : INT_MAX;
+        return -1;
+    }
+    /* retry_at <= now: the retry is due, so it has started or is about to. */
+    if (ch->retry_at <= now)
         return 2;
     ch->early_at = now;
     ch->retry_at = now;

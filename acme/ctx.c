@@ -58,6 +58,7 @@ state_attach(struct acme_ctx *ctx, const struct acme_deps *deps, char err[ERR_LE
         ctx->state = share->state;
         ctx->nonces = share->nonces;
         ctx->rate = share->rate;
+        ctx->acct_rate = share->acct_rate;
         ctx->cwait = share->cwait;
         return 0;
     }
@@ -67,6 +68,7 @@ state_attach(struct acme_ctx *ctx, const struct acme_deps *deps, char err[ERR_LE
         return -1;
     }
     ctx->rate = acme_ratelimit_new();
+    ctx->acct_rate = acme_iplimit_new(ACME_IPLIMIT_ENTRIES);
     ctx->cwait = acme_cwait_new(deps->chall_waiters);
     ctx->state = xcalloc(1, sizeof(*ctx->state));
     atomic_init(&ctx->state->refs, 1);
@@ -80,6 +82,7 @@ state_detach(struct acme_ctx *ctx)
         return;
     acme_nonces_free(ctx->nonces);
     acme_ratelimit_free(ctx->rate);
+    acme_iplimit_free(ctx->acct_rate);
     acme_cwait_free(ctx->cwait);
     free(ctx->state);
 }

@@ -32,6 +32,9 @@ static const struct cfg_key limit_keys[] = {
      CFG_FIELD(struct cfg_acme, max_identifiers)},
     {.name = "orders_per_hour", .type = CFG_T_INT, .def = "300", .min = 0, .max = 1000000,
      CFG_FIELD(struct cfg_acme, orders_per_hour)},
+    /* High by default: a device fleet behind one NAT enrolls from one address. */
+    {.name = "accounts_per_ip_hour", .type = CFG_T_INT, .def = "10000", .min = 0,
+     .max = 1000000, CFG_FIELD(struct cfg_acme, accounts_per_ip_hour)},
     {.name = "max_json_depth", .type = CFG_T_INT, .def = "16", .min = 2, .max = 64,
      CFG_FIELD(struct cfg_acme, max_json_depth)},
     {0},

@@ -77,6 +77,8 @@ struct cfg_acme {
                                  0 = answer at once */
     size_t max_identifiers;   /* per order, default 100 */
     int orders_per_hour;      /* per account, 0 = unlimited; default 300 */
+    int accounts_per_ip_hour; /* new accounts per client address (IPv6: per /64),
+                                 0 = unlimited; default 10000 */
     int max_json_depth;       /* nesting of request JSON, default 16 (2..64) */
     char *terms_of_service;   /* directory meta.termsOfService URL or NULL */
     bool terms_reagree;       /* accounts that agreed to other terms (or none) must agree to

@@ -153,10 +153,14 @@ static int start_attesta(struct env *e, struct bench_proc *p, const char *policy
     char *cfg = xasprintf("%s/attesta.yaml", e->dir), *out = xasprintf("%s/attesta.out", e->dir);
     char *log = xasprintf("%s/attesta.log", e->dir), *yaml = NULL;
     int rc = -1, port;
-    /* A bench account orders thousands of certificates an hour; pebble has no such limit. */
+    /*
+     * A bench account orders thousands of certificates an hour, and the device and
+     * idle-accounts workloads make up to 10,000 accounts from 127.0.0.1 (one per
+     * simulated device); pebble limits neither.
+     */
     yaml = xasprintf("server:\n  listen: \"127.0.0.1:0\"\n  data_dir: \"%s/attesta-data\"\n"
                      "storage:\n  driver: sqlite\n"
-                     "acme:\n  limits:\n    orders_per_hour: 0\n"
+                     "acme:\n  limits:\n    orders_per_hour: 0\n    accounts_per_ip_hour: 0\n"
                      "  challenges:\n    resolver: \"127.0.0.1:%d\"\n"
                      "    http01_port: %d\n    tls_alpn01_port: %d\n%s",
                      e->dir, e->dns_port, bench_responder_port(e->resp), bench_free_port(),

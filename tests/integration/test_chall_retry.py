@@ -2,7 +2,8 @@
 """CH-4/CH-5 against the real server (acme.challenges.attempts 3, retry_delay RETRY_DELAY):
 during retries a challenge is `processing` with the last failed try's `error` and
 Retry-After on challenge and authorization answers. With MODE "early" (retry_delay 10 s),
-CH-6 instead: a re-POST while a retry waits runs it at once, once per gap. Usage:
+CH-6 instead: a re-POST while a retry waits runs it at once, once per gap; re-POSTs
+within the gap get 429 rateLimited. Usage:
 test_chall_retry.py BASE_URL ROOT_PEM MGMT_PORT RETRY_DELAY [early]
 """
 import json
@@ -147,14 +148,22 @@ def http01_repost_brings_retry_forward():
 @early
 def quick_reposts_bring_one_retry_forward():
     """20 quick re-POSTs of a never-served answer: one early try (the .sh counts them in the
-    log), every answer the stored challenge, and the last try keeps its schedule."""
+    log), the others 429 rateLimited with Retry-After up to the gap's end (5 s), and the
+    last try keeps its schedule."""
     c = registered()
     _, ch, _ = started(c, "hammer.retry.test", "http-01")
     check_retrying(until_error(c, ch["url"]), "incorrectResponse")
-    for _ in range(20):
+    r = c.post(ch["url"], {})
+    assert r.status == 200 and r.json()["status"] == "processing", r
+    assert r.json().get("error") and retry_after(r) >= 1, r
+    for _ in range(19):
         r = c.post(ch["url"], {})
-        assert r.status == 200 and r.json()["status"] == "processing", r
-        assert r.json().get("error") and retry_after(r) >= 1, r
+        assert r.status == 429 and r.problem_type == "rateLimited", r
+        assert "too soon" in r.json().get("detail", ""), r.json()
+        assert 1 <= retry_after(r) <= RETRY_DELAY // 2, r.headers
+    # Reads are not limited.
+    r = c.post(ch["url"], None)
+    assert r.status == 200 and r.json()["status"] == "processing", r
     time.sleep(1)
     r = c.post(ch["url"], None)
     assert r.json()["status"] == "processing", r.json()  # try 3 still waits its 10 s

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Configured limits against the real server (see test_limits.sh for the values):
-body and header size, JSON depth, identifiers per order, orders per hour, connections
-per address and the whole-request read deadline for slow clients. Also the listener's
-TLS profile: TLS 1.2 suites, no plain HTTP, never ALPN acme-tls/1.
+body and header size, JSON depth, identifiers per order, orders per hour, new accounts
+per address, connections per address and the whole-request read deadline for slow
+clients. Also the listener's TLS profile: TLS 1.2 suites, no plain HTTP, never ALPN
+acme-tls/1.
 
 Usage: test_limits.py BASE ROOT_PEM PORT
 """
@@ -18,7 +19,7 @@ from acmelib import Client
 BASE, ROOT, PORT = sys.argv[1], sys.argv[2], int(sys.argv[3])
 DIRURL = BASE + "/acme/default/directory"
 MAX_BODY, MAX_HEADERS, MAX_CONNS, READ_TIMEOUT = 8192, 4096, 6, 2
-MAX_IDS, ORDERS_PER_HOUR = 3, 3
+MAX_IDS, ORDERS_PER_HOUR, ACCOUNTS_PER_IP_HOUR = 3, 3, 8
 CTX = ssl.create_default_context(cafile=ROOT)
 SUITE = Suite()
 test = SUITE.test
@@ -26,6 +27,17 @@ test = SUITE.test
 
 def problem(r, status, ptype):
     assert r.status == status and r.problem_type == ptype, "want %d %s got %r" % (status, ptype, r)
+
+
+# Accounts this run created from 127.0.0.1: all count against ACCOUNTS_PER_IP_HOUR.
+CREATED = [0]
+
+
+def register(c):
+    r = c.register()
+    assert r.status == 201, r
+    CREATED[0] += 1
+    return r
 
 
 def tls():
@@ -104,7 +116,7 @@ def header_block():
 @test
 def json_depth():
     c = Client(DIRURL, ROOT)
-    assert c.register().status == 201
+    register(c)
     # acme.limits.max_json_depth is 8 here: depth 8 parses (then fails as no order), 9 is refused.
     r = c.post(c.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "d.example"}],
                                    "x": [[[[[[["deep"]]]]]]]})
@@ -118,7 +130,7 @@ def json_depth():
 @test
 def identifiers_per_order():
     c = Client(DIRURL, ROOT)
-    assert c.register().status == 201
+    register(c)
     r = c.new_order([("dns", "n%d.example" % i) for i in range(MAX_IDS + 1)])
     problem(r, 400, "malformed")
     r = c.new_order([("dns", "n%d.example" % i) for i in range(MAX_IDS)])
@@ -128,7 +140,7 @@ def identifiers_per_order():
 @test
 def orders_per_hour():
     c = Client(DIRURL, ROOT)
-    assert c.register().status == 201
+    register(c)
     for i in range(ORDERS_PER_HOUR):
         r = c.new_order([("dns", "r%d.example" % i)])
         assert r.status == 201, (i, r)
@@ -140,7 +152,7 @@ def orders_per_hour():
     problem(c.new_order([("dns", "again.example")]), 429, "rateLimited")
     # another account is not affected
     d = Client(DIRURL, ROOT)
-    assert d.register().status == 201
+    register(d)
     assert d.new_order([("dns", "other.example")]).status == 201
 
 
@@ -304,6 +316,27 @@ def alpn_acme_tls_never_selected():
             continue
         assert s.selected_alpn_protocol() == want, (offer, s.selected_alpn_protocol())
         s.close()
+
+
+@test
+def accounts_per_ip_hour():
+    """SEC-3, last since it uses up the address's allowance."""
+    first = None
+    while CREATED[0] < ACCOUNTS_PER_IP_HOUR:
+        c = Client(DIRURL, ROOT)
+        register(c)
+        first = first or c
+    assert first is not None, "other tests already created %d accounts" % CREATED[0]
+    r = Client(DIRURL, ROOT).register()
+    problem(r, 429, "rateLimited")
+    ra = int(r.headers.get("Retry-After", "0"))
+    assert 0 < ra <= 3600, r
+    # answers that create nothing are neither counted nor refused
+    assert first.register().status == 200
+    problem(Client(DIRURL, ROOT).register(onlyReturnExisting=True), 400, "accountDoesNotExist")
+    problem(Client(DIRURL, ROOT).register(), 429, "rateLimited")
+    # accounts made before the limit still work
+    assert first.new_order([("dns", "acct-limit.example")]).status == 201
 
 
 def main():

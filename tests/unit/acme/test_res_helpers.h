@@ -46,6 +46,7 @@ struct t_env {
     int nretry_now;          /* retries brought forward (CH-6) */
     char retry_now_id[64];   /* the last one's challenge */
     const char *query; /* the query string t_call_as requests carry (orders list paging) */
+    const char *peer;  /* the client address they come from; NULL: 127.0.0.1 */
 };
 static struct t_env T;
 
@@ -159,7 +160,8 @@ static inline void
 t_call_as(acme_handler_fn *h, const char *pol, const struct t_acct *acct, EVP_PKEY *jwk_key,
           const char *id1, const char *id2, const char *payload, struct t_res *r)
 {
-    struct acme_request req = {.method = "POST", .path = "/", .query = T.query, .peer = "127.0.0.1"};
+    struct acme_request req = {.method = "POST", .path = "/", .query = T.query,
+                              .peer = T.peer != NULL ? T.peer : "127.0.0.1"};
     struct acme_rq rq;
 
     t_res_clear(r);

@@ -4,7 +4,8 @@
  * with the last try's problem as `error`; challenge and authorization answers
  * carry Retry-After up to the next try; stale notices change nothing; the
  * final settlement replaces or clears the error and the retry time. CH-6: a
- * re-POST while a retry waits brings it forward, once per gap.
+ * re-POST while a retry waits brings it forward, once per gap; within the
+ * gap it gets rateLimited.
  */
 #include "test_res_helpers.h"
 
@@ -199,12 +200,32 @@ repost(const char *az, const char *chid, int64_t at, int asked, const char *retr
     t_res_clear(&r);
 }
 
+/* A re-POST at now+clock within the gap: 429 rateLimited, Retry-After to the gap end. */
+static void
+repost_limited(const char *az, const char *chid, int64_t at, const char *retry_after)
+{
+    int before = T.nretry_now;
+    struct t_res r = {0};
+
+    clk_set_fixed(at);
+    t_call(acme_h_challenge, &T.acct1, az, chid, "{}", &r);
+    assert_int_equal(r.rc, -1);
+    assert_string_equal(r.prob.type, "rateLimited");
+    assert_int_equal(r.prob.status, 429);
+    assert_non_null(strstr(r.prob.detail, "too soon"));
+    acme_problem_respond(&r.prob, &r.resp);
+    assert_string_equal(t_hdr(&r, "Retry-After"), retry_after);
+    assert_int_equal(T.nretry_now - before, 0);
+    assert_int_equal(T.nv, 0);
+    t_res_clear(&r);
+}
+
 /*
  * CH-6 with retry_delay 10 s (gap 5 s): a re-POST while a retry waits asks
  * for it now and answers with the poll interval; one while that try runs, or
- * within the gap after it failed, asks nothing and points at the scheduled
- * retry; after the gap it asks again; POST-as-GET never asks; the settlement
- * clears the stamp.
+ * within the gap after it failed, asks nothing and gets rateLimited until the
+ * gap ends; POST-as-GET in the gap still reads the challenge; after the gap it
+ * asks again; the settlement clears the stamp.
  */
 static void
 test_retry_now(void **state)
@@ -226,11 +247,14 @@ test_retry_now(void **state)
     repost(az, chid, now, 1, "1");
     assert_int_equal(stored_early_at(az, chid), now);
     assert_int_equal(stored_retry_at(az, chid), now);
-    repost(az, chid, now, 0, "1"); /* the early try runs */
+    repost_limited(az, chid, now, "5"); /* the early try runs */
     clk_set_fixed(now + 1);
     acme_validation_retrying(T.ctx, v, &p, now + 11);
-    repost(az, chid, now + 1, 0, "10");
-    repost(az, chid, now + 4, 0, "7");
+    repost_limited(az, chid, now + 1, "4");
+    read_chall(az, chid, "processing", ACME_ERR_NS "connection", "10");
+    repost_limited(az, chid, now + 4, "1");
+    assert_int_equal(stored_early_at(az, chid), now);
+    assert_int_equal(stored_retry_at(az, chid), now + 11);
     repost(az, chid, now + 5, 1, "1");
     assert_int_equal(stored_early_at(az, chid), now + 5);
     acme_validation_done(T.ctx, v, true, NULL);

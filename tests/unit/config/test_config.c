@@ -92,6 +92,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->acme.challenge_wait, 250);
     assert_int_equal(c->acme.max_identifiers, 100);
     assert_int_equal(c->acme.orders_per_hour, 300);
+    assert_int_equal(c->acme.accounts_per_ip_hour, 10000);
     assert_null(c->acme.terms_of_service);
     assert_false(c->acme.terms_reagree);
     assert_null(c->acme.terms_instance);
@@ -168,6 +169,7 @@ static void test_full_file(void **state)
     assert_false(c->acme.authz_reuse);
     assert_int_equal(c->acme.max_identifiers, 10);
     assert_int_equal(c->acme.orders_per_hour, 0);
+    assert_int_equal(c->acme.accounts_per_ip_hour, 50);
     assert_string_equal(c->acme.terms_of_service, "https://ca.example.com/terms");
     assert_string_equal(c->acme.website, "https://example.com");
     assert_int_equal(c->attestation.napple_roots, 2);
@@ -297,6 +299,8 @@ static const struct bad_row bad_rows[] = {
      "config.yaml:2: acme.challenges.attempts: expected an integer from 1 to 10"},
     {"bool yes", "attestation:\n  apple:\n    require_nonce: yes\n",
      "config.yaml:3: attestation.apple.require_nonce: expected true or false"},
+    {"account limit negative", "acme:\n  limits:\n    accounts_per_ip_hour: -1\n",
+     "config.yaml:3: acme.limits.accounts_per_ip_hour: expected an integer from 0 to 1000000"},
     {"bool as a word", "acme:\n  authz_reuse: never\n",
      "config.yaml:2: acme.authz_reuse: expected true or false"},
     {"size suffix", "server:\n  limits:\n    max_body: 10x\n",
