@@ -50,38 +50,6 @@ utf8_valid(const unsigned char *s, size_t len)
     return true;
 }
 
-/* Nesting depth of the raw text, counted before cJSON recurses into it. */
-static bool
-depth_ok(const char *s, size_t len, int max)
-{
-    bool in_str = false, esc = false;
-    int depth = 0;
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (esc)
-                esc = false;
-            else if (c == '\\')
-                esc = true;
-            else if (c == '"')
-                in_str = false;
-            continue;
-        }
-        if (c == '"') {
-            in_str = true;
-        } else if (c == '{' || c == '[') {
-            depth++;
-            if (depth > max)
-                return false;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return true;
-}
-
 static int
 cmp_str_ptr(const void *a, const void *b)
 {
@@ -137,7 +105,7 @@ acme_json_parse_depth(const char *text, size_t len, int max_depth, struct acme_p
     }
     if (max_depth <= 0 || max_depth > ACME_MAX_JSON_DEPTH_CEIL)
         max_depth = ACME_MAX_JSON_DEPTH;
-    if (!depth_ok(text, len, max_depth)) {
+    if (!json_depth_ok(text, len, max_depth)) {
         acme_problem_set(prob, "malformed", 400, "JSON nested deeper than %d", max_depth);
         goto out;
     }

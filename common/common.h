@@ -141,6 +141,17 @@ size_t file_remove_stale_tmp(const char *path);
 /* ---- strings ---- */
 /* Parses a whole decimal string into [min,max]. 0/-1 (never atoi). */
 int str_to_ll(const char *s, long long min, long long max, long long *out);
+/*
+ * Index of s among the first n names, stopping early at a NULL entry (pass
+ * SIZE_MAX for a NULL-terminated list); -1 when absent or s is NULL.
+ */
+int str_index(const char *const *names, size_t n, const char *s);
+/*
+ * True when the JSON text nests objects and arrays at most max deep (brackets
+ * inside strings do not count). A pre-scan: cJSON parses recursively, so an
+ * untrusted document must be bounded before it reaches the parser.
+ */
+bool json_depth_ok(const char *s, size_t len, int max);
 /* Constant-time comparison of two equal-length byte strings. */
 bool ct_equal(const void *a, const void *b, size_t n);
 

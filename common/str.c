@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 int str_to_ll(const char *s, long long min, long long max, long long *out)
 {
@@ -15,6 +16,43 @@ int str_to_ll(const char *s, long long min, long long max, long long *out)
         return -1;
     *out = v;
     return 0;
+}
+
+int str_index(const char *const *names, size_t n, const char *s)
+{
+    for (size_t i = 0; s != NULL && i < n && names[i] != NULL; i++) {
+        if (strcmp(names[i], s) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+bool json_depth_ok(const char *s, size_t len, int max)
+{
+    bool in_str = false, esc = false;
+    int depth = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (esc)
+                esc = false;
+            else if (c == '\\')
+                esc = true;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max)
+                return false;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return true;
 }
 
 bool ct_equal(const void *a, const void *b, size_t n)

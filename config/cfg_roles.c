@@ -52,15 +52,6 @@ static bool key_allowed(unsigned kind, const char *key)
     return false;
 }
 
-static int index_of(const char *const *names, const char *s)
-{
-    for (int i = 0; names[i] != NULL; i++) {
-        if (strcmp(names[i], s) == 0)
-            return i;
-    }
-    return -1;
-}
-
 /* "26", "26.4", "26.4.1": 1 to 8 numeric components of at most 9 digits. */
 static bool is_version(const char *s)
 {
@@ -118,7 +109,7 @@ static int parse_op_value(struct cfg_ctx *ctx, const struct cfg_node *m, const c
 {
     char kpath[CFG_PATH_LEN], ipath[CFG_PATH_LEN + 24];
     const struct cfg_node *opn = cfg_node_get(m, "op"), *v = cfg_node_get(m, "value");
-    int op = scalar(opn) != NULL ? index_of(cfg_pred_op_names, opn->str) : -1;
+    int op = scalar(opn) != NULL ? str_index(cfg_pred_op_names, SIZE_MAX, opn->str) : -1;
     bool version = op == CFG_PRED_OP_VERSION_GE || op == CFG_PRED_OP_VERSION_LT;
     bool list = op == CFG_PRED_OP_IN || op == CFG_PRED_OP_NOT_IN;
     bool none = op == CFG_PRED_OP_EXISTS || op == CFG_PRED_OP_NOT_EXISTS;
@@ -216,7 +207,7 @@ static int parse_pred(struct cfg_ctx *ctx, const struct cfg_node *m, const char 
     switch (p->kind) {
     case CFG_PRED_ATTEST:
         n = cfg_node_get(m, "attest");
-        idx = scalar(n) != NULL ? index_of(cfg_claim_names, n->str) : -1;
+        idx = scalar(n) != NULL ? str_index(cfg_claim_names, SIZE_MAX, n->str) : -1;
         if (idx < 0)
             return cfg_fail(ctx, n->line, cfg_path_join(kpath, path, "attest"),
                             "expected one of serial|udid|os_version|sepos_version");

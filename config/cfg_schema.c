@@ -218,15 +218,6 @@ static int parse_number(const struct cfg_key *k, const char *s, long long *v)
     return *v >= k->min && *v <= k->max ? 0 : -1;
 }
 
-static int enum_index(const char *const *names, const char *s)
-{
-    for (int i = 0; names[i] != NULL; i++) {
-        if (strcmp(names[i], s) == 0)
-            return i;
-    }
-    return -1;
-}
-
 int cfg_parse_flags(struct cfg_ctx *ctx, const struct cfg_node *node, const char *path,
                     const char *const *names, long long min, unsigned *out)
 {
@@ -237,7 +228,7 @@ int cfg_parse_flags(struct cfg_ctx *ctx, const struct cfg_node *node, const char
         return expect(ctx, &k, node, path);
     for (size_t i = 0; i < node->n; i++) {
         const struct cfg_node *it = node->kids[i];
-        int idx = it->type == CFG_NODE_SCALAR ? enum_index(names, it->str) : -1;
+        int idx = it->type == CFG_NODE_SCALAR ? str_index(names, SIZE_MAX, it->str) : -1;
         snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
         if (idx < 0) {
             k.type = CFG_T_ENUM;
@@ -289,7 +280,7 @@ static int parse_scalar(struct cfg_ctx *ctx, const struct cfg_key *k, const stru
         store_num(base, k, n->str[0] == 't');
         return 0;
     case CFG_T_ENUM:
-        idx = enum_index(k->names, n->str);
+        idx = str_index(k->names, SIZE_MAX, n->str);
         if (idx < 0)
             return expect(ctx, k, n, path);
         if (k->store == CFG_S_STR)

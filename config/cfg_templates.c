@@ -64,15 +64,6 @@ static const struct cfg_key template_keys[] = {
     {0},
 };
 
-static bool in_list(const char *const *names, const char *s)
-{
-    for (size_t i = 0; names[i] != NULL; i++) {
-        if (strcmp(names[i], s) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* "2.5.4.3": digits separated by single dots, at least two arcs, bounded. */
 static bool is_dotted_oid(const char *s)
 {
@@ -153,7 +144,7 @@ static int check_one_var(void *arg, const char *var)
     const char *slash;
     const struct cfg_signal_source *ss;
     log_escape(var, TPL_VAR_MAX, esc, sizeof(esc));
-    if (in_list(cfg_tpl_vars, var))
+    if (str_index(cfg_tpl_vars, SIZE_MAX, var) >= 0)
         return 0;
     if (strchr(var, '|') != NULL)
         return cfg_fail(vc->ctx, vc->line, vc->path,
@@ -204,7 +195,7 @@ static int add_subject(struct cfg_ctx *ctx, struct cfg_template *t, const char *
                        unsigned fline, const struct cfg_node *v, const char *path)
 {
     char esc[96];
-    if (!in_list(field_names, field) && !is_dotted_oid(field))
+    if (str_index(field_names, SIZE_MAX, field) < 0 && !is_dotted_oid(field))
         return cfg_fail(ctx, fline, path,
                         "unknown subject field \"%s\" (expected CN, O, OU, C, L, ST, "
                         "serialNumber, emailAddress, UID or a dotted OID)",
@@ -337,7 +328,7 @@ static int template_check(struct cfg_ctx *ctx, const struct cfg_node *node, cons
     unsigned line = node != NULL ? node->line : 0;
     cfg_path_join(kpath, path, "extended_key_usage");
     for (size_t i = 0; i < t->neku; i++) {
-        if (in_list(eku_names, t->eku[i]) || is_dotted_oid(t->eku[i]))
+        if (str_index(eku_names, SIZE_MAX, t->eku[i]) >= 0 || is_dotted_oid(t->eku[i]))
             continue;
         snprintf(ipath, sizeof(ipath), "%s[%zu]", kpath, i);
         return cfg_fail(ctx, list != NULL && i < list->n ? list->kids[i]->line : line, ipath,

@@ -16,31 +16,11 @@
 
 cJSON *mdm_json_parse(const char *body, size_t len, char err[ERR_LEN])
 {
-    int depth = 0;
-    bool in_str = false, esc = false;
     const char *end = NULL;
     cJSON *root;
-    for (size_t i = 0; i < len; i++) {
-        char c = body[i];
-        if (in_str) {
-            if (esc)
-                esc = false;
-            else if (c == '\\')
-                esc = true;
-            else if (c == '"')
-                in_str = false;
-            continue;
-        }
-        if (c == '"')
-            in_str = true;
-        else if (c == '[' || c == '{')
-            depth++;
-        else if (c == ']' || c == '}')
-            depth--;
-        if (depth > MDM_MAX_DEPTH) {
-            snprintf(err, ERR_LEN, "JSON nested deeper than %d", MDM_MAX_DEPTH);
-            return NULL;
-        }
+    if (!json_depth_ok(body, len, MDM_MAX_DEPTH)) {
+        snprintf(err, ERR_LEN, "JSON nested deeper than %d", MDM_MAX_DEPTH);
+        return NULL;
     }
     root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     if (root == NULL) {

@@ -93,15 +93,12 @@ const char *pki_key_type_name(enum pki_key_type type)
 
 int pki_key_type_parse(const char *name, enum pki_key_type *out)
 {
-    if (name == NULL)
+    int i = str_index(key_type_str, nitems(key_type_str), name);
+
+    if (i < 0)
         return -1;
-    for (size_t i = 0; i < nitems(key_type_str); i++) {
-        if (strcmp(name, key_type_str[i]) == 0) {
-            *out = (enum pki_key_type)i;
-            return 0;
-        }
-    }
-    return -1;
+    *out = (enum pki_key_type)i;
+    return 0;
 }
 
 int pki_key_save(const EVP_PKEY *key, const char *path, char err[ERR_LEN])

@@ -426,15 +426,15 @@ static void serve_free(struct serve *s)
     free(s->base_url);
 }
 
-static const char *level_names[] = {"error", "warn", "info", "debug"};
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 _Static_assert(nitems(level_names) == LOG_LVL_DEBUG + 1, "level_names covers log levels");
 
 static void apply_log_level(const char *name)
 {
-    for (size_t i = 0; name != NULL && i < nitems(level_names); i++) {
-        if (strcmp(name, level_names[i]) == 0)
-            log_set_level((enum log_level)i);
-    }
+    int i = str_index(level_names, nitems(level_names), name);
+
+    if (i >= 0)
+        log_set_level((enum log_level)i);
 }
 
 int srv_cmd_serve(int argc, char **argv)

@@ -31,13 +31,12 @@ const char *bench_workload_name(enum bench_workload w)
 
 int bench_workload_parse(const char *name, enum bench_workload *out)
 {
-    for (size_t i = 0; i < BW__MAX; i++) {
-        if (strcmp(name, workload_names[i]) == 0) {
-            *out = (enum bench_workload)i;
-            return 0;
-        }
-    }
-    return -1;
+    int i = str_index(workload_names, nitems(workload_names), name);
+
+    if (i < 0)
+        return -1;
+    *out = (enum bench_workload)i;
+    return 0;
 }
 
 struct shared {

@@ -26,13 +26,12 @@ const char *dflow_fault_name(enum dflow_fault f)
 
 int dflow_fault_parse(const char *name, enum dflow_fault *out)
 {
-    for (size_t i = 0; i < DFLOW_F__MAX; i++) {
-        if (strcmp(name, fault_names[i]) == 0) {
-            *out = (enum dflow_fault)i;
-            return 0;
-        }
-    }
-    return -1;
+    int i = str_index(fault_names, nitems(fault_names), name);
+
+    if (i < 0)
+        return -1;
+    *out = (enum dflow_fault)i;
+    return 0;
 }
 
 void dflow_clear(struct dflow *f)

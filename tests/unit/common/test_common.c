@@ -167,6 +167,45 @@ static void test_file_remove_stale_tmp(void **state)
     free(path);
 }
 
+/* Sized tables and NULL-terminated lists, absent names and a NULL name. */
+static void test_str_index(void **state)
+{
+    (void)state;
+    static const char *const sized[] = {"a", "bb", "c"};
+    static const char *const listed[] = {"x", "yy", NULL, "after-end"};
+    assert_int_equal(str_index(sized, 3, "a"), 0);
+    assert_int_equal(str_index(sized, 3, "c"), 2);
+    assert_int_equal(str_index(sized, 2, "c"), -1);
+    assert_int_equal(str_index(sized, 3, "b"), -1);
+    assert_int_equal(str_index(sized, 3, NULL), -1);
+    assert_int_equal(str_index(listed, SIZE_MAX, "yy"), 1);
+    assert_int_equal(str_index(listed, SIZE_MAX, "after-end"), -1);
+    assert_int_equal(str_index(listed, SIZE_MAX, ""), -1);
+}
+
+/* Depth counts objects and arrays only outside strings, escaped quotes included. */
+static void test_json_depth_ok(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int max;
+        bool ok;
+    } rows[] = {
+        {"{}", 1, true},
+        {"{\"a\":[1]}", 1, false},
+        {"{\"a\":[1]}", 2, true},
+        {"[\"[[[[\"]", 1, true},
+        {"[\"\\\"[[[\"]", 1, true},
+        {"[[[]]]", 2, false},
+        {"]]]][", 1, true},
+    };
+    for (size_t i = 0; i < nitems(rows); i++) {
+        if (json_depth_ok(rows[i].text, strlen(rows[i].text), rows[i].max) != rows[i].ok)
+            fail_msg("row %zu: %s", i, rows[i].text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +214,8 @@ int main(void)
         cmocka_unit_test(test_clock_seam),     cmocka_unit_test(test_log_escape),
         cmocka_unit_test(test_str_to_ll),     cmocka_unit_test(test_file_atomic),
         cmocka_unit_test(test_file_remove_stale_tmp),
+        cmocka_unit_test(test_str_index),
+        cmocka_unit_test(test_json_depth_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
